@@ -89,14 +89,14 @@ class OsSpec:
 class PythonEnvSpec:
     name: str = "dl"
     python: str = "3.10"
-    installer: str = "conda"  # "conda" | "venv"
-    prefix: str = "/opt/miniconda3"  # conda base prefix, or the venv's path for installer=venv
+    installer: str = "conda"  # "conda" | "venv" | "system"
+    prefix: str = "/opt/miniconda3"  # conda base prefix; the venv's path (venv); "/usr" (system)
 
     @property
     def interpreter(self) -> str:
         """Path of the env's own python, which the software probe runs."""
-        if self.installer == "venv":
-            return f"{self.prefix}/bin/python"
+        if self.installer in ("venv", "system"):
+            return f"{self.prefix}/bin/python3"
         return f"{self.prefix}/envs/{self.name}/bin/python"
 
 

@@ -24,7 +24,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from dlverify import cmd_bench, cmd_check, cmd_spec
 
-    parser = _Parser(prog="dlverify", description="Check a deep-learning GPU server against its spec, and benchmark it.")
+    parser = _Parser(
+        prog="dlverify",
+        description="Check a deep-learning GPU server against its spec, and benchmark it.",
+    )
     parser.add_argument("--version", action="version", version=f"dlverify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

@@ -1,0 +1,112 @@
+"""Render a list of :class:`CheckResult` for people (rich table), machines (JSON) and CI (JUnit XML).
+
+Knows nothing about GPUs: groups are shown in the order they first appear.
+The JSON document is versioned (``schema``); fields are only ever added within a major version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
+
+from dlverify import __version__
+from dlverify.results import CheckResult, Status, exit_code, summarize
+
+JSON_SCHEMA_ID = "dlverify.report/1"
+FORMATS = ("table", "json", "junit")
+
+_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
+
+
+def _groups(results: Sequence[CheckResult]) -> dict[str, list[CheckResult]]:
+    groups: dict[str, list[CheckResult]] = {}
+    for r in results:
+        groups.setdefault(r.group, []).append(r)
+    return groups
+
+
+def to_json_doc(results: Sequence[CheckResult], *, command: str, meta: dict[str, Any] | None = None) -> dict:
+    return {
+        "schema": JSON_SCHEMA_ID,
+        "tool": f"dlverify {__version__}",
+        "command": command,
+        "host": socket.gethostname(),
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "meta": meta or {},
+        "summary": summarize(results),
+        "exit_code": exit_code(results),
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def render_json(results: Sequence[CheckResult], *, command: str, meta: dict[str, Any] | None = None) -> str:
+    return json.dumps(to_json_doc(results, command=command, meta=meta), indent=2) + "\n"
+
+
+def render_junit(results: Sequence[CheckResult], *, command: str) -> str:
+    """One <testsuite> per group; fail -> <failure>, skip -> <skipped>, warn -> passes with system-out."""
+    suites = ET.Element("testsuites", name=f"dlverify {command}")
+    for group, items in _groups(results).items():
+        counts = summarize(items)
+        suite = ET.SubElement(
+            suites, "testsuite", name=group, tests=str(len(items)),
+            failures=str(counts["fail"]), skipped=str(counts["skip"]), errors="0",
+        )
+        for r in items:
+            case = ET.SubElement(suite, "testcase", classname=f"dlverify.{group}", name=r.id)
+            text = f"observed={r.observed!s} expected={r.expected!s} {r.detail}".strip()
+            if r.status is Status.FAIL:
+                ET.SubElement(case, "failure", message=r.detail).text = text
+            elif r.status is Status.SKIP:
+                ET.SubElement(case, "skipped", message=r.detail)
+            elif r.status is Status.WARN:
+                ET.SubElement(case, "system-out").text = f"WARNING: {text}"
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render_table(results: Sequence[CheckResult], *, title: str, width: int | None = None,
+                 color: bool | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width or 120, force_terminal=color, no_color=color is False,
+                      highlight=False)
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check")
+    table.add_column("observed")
+    table.add_column("expected")
+    table.add_column("detail")
+    for group, items in _groups(results).items():
+        table.add_section()
+        table.add_row(f"[bold]{group}[/bold]", "", "", "", "")
+        for r in items:
+            table.add_row(
+                f"[{_STYLE[r.status]}]{r.status.value.upper()}[/]", r.name,
+                r.observed or "", r.expected or "", r.detail,
+            )
+    console.print(table)
+    c = summarize(results)
+    verdict = "FAILED" if c["fail"] else "OK"
+    console.print(
+        f"{verdict}: {c['pass']} passed, {c['warn']} warnings, {c['fail']} failed, {c['skip']} skipped"
+    )
+    return buf.getvalue()
+
+
+def render(results: Sequence[CheckResult], fmt: str, *, command: str, title: str,
+           meta: dict[str, Any] | None = None, color: bool | None = None) -> str:
+    if fmt == "json":
+        return render_json(results, command=command, meta=meta)
+    if fmt == "junit":
+        return render_junit(results, command=command)
+    if fmt == "table":
+        return render_table(results, title=title, color=color)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
