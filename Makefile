@@ -1,0 +1,41 @@
+# Two entry points for a fresh machine (see README "Quick start"):
+#   make check   installs dlverify into .venv and checks this machine against hwspec.yaml
+#   make test    installs the test toolchain and runs every test: ruff, pytest, yamllint/ansible-lint, Molecule
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+SPEC ?= hwspec.yaml
+# torch/torchvision for the benchmark's CPU tests; these exact releases are on this platform's local disk
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+BIN := $(VENV)/bin
+
+.PHONY: check venv test-venv test lint pytest roles clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+check: venv
+	$(BIN)/dlverify spec lint $(SPEC)
+	$(BIN)/dlverify check $(SPEC)
+
+test-venv: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH_PINS) -e '.[test,harness]'
+
+lint: test-venv
+	$(BIN)/ruff check .
+	PATH="$(abspath $(BIN)):$$PATH" tools/harness/lint.sh
+
+pytest: test-venv
+	$(BIN)/python -m pytest -q
+
+roles: test-venv
+	PATH="$(abspath $(BIN)):$$PATH" tools/harness/molecule-run.sh
+
+test: lint pytest roles
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
