@@ -24,6 +24,13 @@ def test_a_non_pass_result_must_say_why() -> None:
         CheckResult("x", "host", "x", Status.SKIP)
 
 
+def test_markup_like_text_is_shown_verbatim() -> None:
+    r = CheckResult("gpu.x", "gpu0", "reasons", Status.FAIL, "[hw_slowdown]", "[]",
+                    "reasons [hw_slowdown] active")
+    out = render([r], "table", command="check", title="t", color=False)
+    assert "[hw_slowdown]" in out
+
+
 def test_exit_code_follows_failures_only() -> None:
     assert exit_code(RESULTS) == EXIT_FAIL
     assert exit_code([r for r in RESULTS if r.status is not Status.FAIL]) == EXIT_OK

@@ -73,6 +73,7 @@ def render_junit(results: Sequence[CheckResult], *, command: str) -> str:
 def render_table(results: Sequence[CheckResult], *, title: str, width: int | None = None,
                  color: bool | None = None) -> str:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     buf = io.StringIO()
@@ -89,8 +90,8 @@ def render_table(results: Sequence[CheckResult], *, title: str, width: int | Non
         table.add_row(f"[bold]{group}[/bold]", "", "", "", "")
         for r in items:
             table.add_row(
-                f"[{_STYLE[r.status]}]{r.status.value.upper()}[/]", r.name,
-                r.observed or "", r.expected or "", r.detail,
+                f"[{_STYLE[r.status]}]{r.status.value.upper()}[/]", escape(r.name),
+                escape(r.observed or ""), escape(r.expected or ""), escape(r.detail),
             )
     console.print(table)
     c = summarize(results)

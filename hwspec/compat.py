@@ -1,0 +1,226 @@
+"""Compatibility knowledge (``hwspec/data/*.yaml``) and the questions lint and the verifier ask of it.
+
+Each table names its sources and an ``as_of`` date; a version the tables do not know is reported as
+"can't judge", never guessed. Tables are read once per process (``functools.cache``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+TABLES = ("cuda_driver", "cudnn", "pytorch", "tensorflow", "gpus")
+
+
+@functools.cache
+def table(name: str) -> dict[str, Any]:
+    """One data table as loaded from YAML (``sources``, ``as_of`` and its entries)."""
+    if name not in TABLES:
+        raise KeyError(f"no compatibility table {name!r}")
+    text = resources.files("dlverify.hwspec").joinpath("data", f"{name}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def as_of(name: str) -> str:
+    return str(table(name)["as_of"])
+
+
+def vkey(version: str) -> tuple[int, ...]:
+    """``"535.54.03"`` -> (535, 54, 3); a local tag (``+cu121``) and suffixes are ignored."""
+    public = str(version).split("+", 1)[0]
+    parts = []
+    for piece in public.lstrip("v").split("."):
+        m = re.match(r"\d+", piece)
+        if not m:
+            break
+        parts.append(int(m.group(0)))
+    return tuple(parts)
+
+
+def major_minor(version: str) -> str:
+    k = vkey(version)
+    return ".".join(str(p) for p in k[:2])
+
+
+def split_local(version: str) -> tuple[str, str | None]:
+    """``"2.1.2+cu121"`` -> ("2.1.2", "cu121")."""
+    public, _, local = str(version).partition("+")
+    return public, local or None
+
+
+def cuda_from_tag(tag: str | None) -> str | None:
+    """``"cu121"`` -> "12.1", ``"cu130"`` -> "13.0"; None for ``cpu``/``rocm..`` or no tag."""
+    m = re.fullmatch(r"cu(\d{2,3})", tag or "")
+    if not m:
+        return None
+    digits = m.group(1)
+    return f"{digits[:-1]}.{digits[-1]}"
+
+
+def cuda_tag(cuda: str) -> str:
+    return "cu" + "".join(str(p) for p in vkey(cuda)[:2])
+
+
+# --- CUDA toolkit <-> driver -------------------------------------------------------------------------
+
+
+def cuda_driver_entry(cuda: str) -> dict[str, str] | None:
+    return table("cuda_driver")["toolkits"].get(major_minor(cuda))
+
+
+def minor_compat_driver(cuda_major: str) -> str | None:
+    return table("cuda_driver")["minor_compat"].get(str(cuda_major))
+
+
+def branch_max_cuda(driver: str) -> str | None:
+    """Newest CUDA toolkit the driver's branch runs natively (``"535.54.03"`` or ``"535"`` -> "12.2")."""
+    k = vkey(driver)
+    return table("cuda_driver")["driver_branches"].get(str(k[0])) if k else None
+
+
+def is_branch_only(driver: str) -> bool:
+    return len(vkey(driver)) == 1
+
+
+# --- cuDNN, PyTorch, TensorFlow ----------------------------------------------------------------------
+
+
+def cudnn_entry(version: str) -> dict[str, Any] | None:
+    releases = table("cudnn")["releases"]
+    k = vkey(version)
+    for n in (3, 2):
+        key = ".".join(str(p) for p in k[:n])
+        if len(k) >= n and key in releases:
+            return releases[key]
+    return None
+
+
+@dataclass(frozen=True)
+class TorchRelease:
+    series: str  # "2.1"
+    cuda: tuple[str, ...]
+    python: tuple[str, ...]
+    cudnn: dict[str, str]
+    patch: dict[str, str] | None  # torchvision/torchaudio of this exact patch release, if known
+
+
+def torch_release(version: str) -> TorchRelease | None:
+    public, _ = split_local(version)
+    series = major_minor(public)
+    entry = table("pytorch")["releases"].get(series)
+    if entry is None:
+        return None
+    patch_key = ".".join(str(p) for p in ((*vkey(public), 0, 0, 0))[:3])
+    return TorchRelease(
+        series,
+        tuple(entry["cuda"]),
+        tuple(entry["python"]),
+        dict(entry.get("cudnn") or {}),
+        entry["patches"].get(patch_key),
+    )
+
+
+def first_torch_with_cuda(cuda: str) -> str | None:
+    """The oldest PyTorch series published with a build for this CUDA version (``"12.1"`` -> "2.1")."""
+    found = [s for s, e in table("pytorch")["releases"].items() if major_minor(cuda) in e["cuda"]]
+    return min(found, key=vkey) if found else None
+
+
+def tf_release(version: str) -> dict[str, Any] | None:
+    return table("tensorflow")["releases"].get(major_minor(version))
+
+
+# --- GPUs --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    key: str
+    name: str
+    architecture: str
+    compute_capability: str
+    memory_gb: float
+    min_driver: str
+    min_cuda: str
+    nvlink: bool
+    pcie_gen: int
+    pcie_width: int
+    nvml_names: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    nvlink_links: int = 0
+    max_cuda: str | None = None
+    max_driver_branch: str | None = None
+    memory_type: str | None = None
+    note: str | None = None
+
+
+_VENDOR_WORDS = {"nvidia", "tesla", "geforce", "quadro"}
+
+
+def _tokens(text: str) -> frozenset[str]:
+    low = re.sub(r"(\d+)\s*gi?b\b", r"\1gb", text.lower())
+    return frozenset(t for t in re.split(r"[^a-z0-9]+", low) if t and t not in _VENDOR_WORDS)
+
+
+@functools.cache
+def gpus() -> tuple[GpuInfo, ...]:
+    out = []
+    for key, e in table("gpus")["gpus"].items():
+        e = dict(e)
+        e["nvml_names"] = tuple(e.get("nvml_names", ()))
+        e["aliases"] = tuple(e.get("aliases", ()))
+        out.append(GpuInfo(key=key, **e))
+    return tuple(out)
+
+
+def _all_tokens(info: GpuInfo) -> frozenset[str]:
+    toks: set[str] = set(_tokens(info.name))
+    for n in info.nvml_names + info.aliases:
+        toks |= _tokens(n)
+    return frozenset(toks)
+
+
+def find_gpus(model: str) -> list[GpuInfo]:
+    """Every known card a spec's model text can mean (``"NVIDIA A100 80GB"`` -> SXM4 and PCIe 80GB)."""
+    exact = [g for g in gpus() if any(_tokens(n) == _tokens(model) for n in g.nvml_names + g.aliases)]
+    if len(exact) == 1:
+        return exact
+    want = _tokens(model)
+    return [g for g in gpus() if want and want <= _all_tokens(g)]
+
+
+def find_gpu(model: str) -> GpuInfo | None:
+    """The one card a model text means; when it could be several that share an architecture (an A100 80GB
+    that is SXM4 or PCIe), the first of them, which is enough for architecture-level questions."""
+    found = find_gpus(model)
+    if len(found) == 1:
+        return found[0]
+    if found and len({g.architecture for g in found}) == 1:
+        return found[0]
+    return None
+
+
+def gpu_info(nvml_name: str) -> GpuInfo | None:
+    """Look up a card by the name NVML reports (``nvmlDeviceGetName``), e.g. "NVIDIA H100 80GB HBM3"."""
+    low = nvml_name.strip().lower()
+    for g in gpus():
+        if any(low == n.lower() for n in g.nvml_names):
+            return g
+    found = find_gpus(nvml_name)
+    return found[0] if len(found) == 1 else None
+
+
+def gpu_model_matches(spec_model: str, nvml_name: str) -> bool:
+    """Does the card NVML reports satisfy the spec's model text? Every word of the spec's model must be
+    in NVML's name or in the known aliases of that card ("H100 80GB SXM" matches "NVIDIA H100 80GB HBM3")."""
+    want = _tokens(spec_model)
+    have = set(_tokens(nvml_name))
+    info = gpu_info(nvml_name)
+    if info is not None:
+        have |= _all_tokens(info)
+    return bool(want) and want <= have

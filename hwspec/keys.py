@@ -1,0 +1,328 @@
+"""The spec's key tables: every key the spec file may contain, its kind, and how it becomes the model.
+
+The loader (``loader.py``) walks a YAML document with :data:`SPEC`; the JSON Schema (``schema.py``) is
+``SPEC.schema()``. One table, two outputs: they cannot disagree about which keys exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlverify.hwspec import parse
+from dlverify.hwspec.kinds import (
+    AsList,
+    Bool,
+    Enum,
+    Fields,
+    Human,
+    Int,
+    Kind,
+    ListOf,
+    Num,
+    OneOf,
+    Str,
+    Version,
+)
+from dlverify.hwspec.model import (
+    BenchSpec,
+    ChecksSpec,
+    CpuSpec,
+    GpuSpec,
+    HardwareSpec,
+    NetworkSpec,
+    OsSpec,
+    PythonEnvSpec,
+    RamSpec,
+    SoftwareSpec,
+    Spec,
+    StorageSpec,
+)
+
+# NVML's clocks-event reasons (nvmlClocksEventReason*), without the prefix, as snake_case.
+CLOCK_EVENT_REASONS = (
+    "gpu_idle",
+    "applications_clocks_setting",
+    "sw_power_cap",
+    "hw_slowdown",
+    "sync_boost",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+    "display_clock_setting",
+)
+POLICY = ("required", "warn", "ignore")
+ABS_PATH = r"^/"
+
+
+def _size_gb(d: dict[str, Any], what: str) -> float:
+    """``size`` (with unit) or ``size_gb`` (number): exactly one."""
+    if "size" in d and "size_gb" in d:
+        raise ValueError(f"{what}: give either 'size' or 'size_gb', not both")
+    if "size" in d:
+        return d["size"]
+    if "size_gb" in d:
+        return float(d["size_gb"])
+    raise ValueError(f"{what}: 'size' (e.g. \"2TB\") or 'size_gb' is required")
+
+
+def _build_gpu(d: dict[str, Any]) -> GpuSpec:
+    named = parse.parse_gpu(d["model"])  # normalises the name, reads "80GB" from it
+    if named.count != 1 and "count" in d:
+        raise ValueError(f"count given twice: in model {d['model']!r} and as count: {d['count']}")
+    return GpuSpec(
+        model=named.model,
+        count=d.get("count", named.count),
+        memory_gb=d.get("memory_gb", named.memory_gb),
+        architecture=d.get("architecture"),
+        nvlink=d.get("nvlink"),
+        pcie_gen=d.get("pcie_gen"),
+        pcie_width=d.get("pcie_width"),
+    )
+
+
+def _build_ram(d: dict[str, Any]) -> RamSpec:
+    return RamSpec(size_gb=_size_gb(d, "ram"), type=d.get("type"), ecc=d.get("ecc"))
+
+
+def _build_storage(d: dict[str, Any]) -> StorageSpec:
+    size = _size_gb(d, "storage")
+    shown = f"{size / 1000:g}TB" if size >= 1000 else f"{size:g}GB"
+    label = d.get("label") or f"{d['type']} {shown}"
+    return StorageSpec(type=parse.storage_class(d["type"]), size_gb=size, mount=d.get("mount"), label=label)
+
+
+def _storage_from_text(text: str) -> StorageSpec:
+    size, cls = parse.parse_storage(text)
+    return StorageSpec(type=cls, size_gb=size, label=text.strip())
+
+
+def _build_network(d: dict[str, Any]) -> NetworkSpec:
+    rdma = d.get("rdma")
+    return NetworkSpec(
+        speed_gbps=d["speed_gbps"],
+        count=d.get("count", 1),
+        rdma=None if rdma in (None, "none") else rdma,
+        label=d.get("label"),
+    )
+
+
+def _build_python_env(d: dict[str, Any]) -> PythonEnvSpec:
+    installer = d.get("installer", "conda")
+    if installer == "venv" and "prefix" not in d:
+        raise ValueError("python_env: installer 'venv' needs 'prefix' (the venv's directory)")
+    prefix = d.get("prefix", {"conda": "/opt/miniconda3", "system": "/usr"}.get(installer, ""))
+    name = d.get("name", "dl" if installer == "conda" else installer)
+    return PythonEnvSpec(name=name, python=d.get("python", "3.10"), installer=installer, prefix=prefix)
+
+
+def _build_checks(d: dict[str, Any]) -> ChecksSpec:
+    c = ChecksSpec(**d)
+    if c.gpu_temp_warn_c > c.gpu_temp_max_c:
+        raise ValueError(
+            f"checks: gpu_temp_warn_c ({c.gpu_temp_warn_c}) is above gpu_temp_max_c ({c.gpu_temp_max_c})"
+        )
+    return c
+
+
+def _build_spec(d: dict[str, Any]) -> Spec:
+    return Spec(
+        hardware=d.get("hardware", HardwareSpec()),
+        software=d.get("software", SoftwareSpec()),
+        checks=d.get("checks", ChecksSpec()),
+        bench=d.get("bench", BenchSpec()),
+    )
+
+
+SIZE = Human(
+    parse.parse_size,
+    expect=parse.SIZE_HINT,
+    pattern=parse.SIZE_PATTERN,
+    description='with a unit: "2TB" (decimal, 1 TB = 1000 GB) or "480GiB" (binary)',
+)
+POSITIVE = Num(exclusive_minimum=0)
+COUNT = Int(minimum=1)
+RATIO = Num(minimum=0, maximum=1)
+
+CPU: Kind = OneOf(
+    (
+        Human(
+            parse.parse_cpu,
+            expect='a CPU like "AMD EPYC 7543, 32C/64T"',
+            description="model, then optional cores/threads per CPU; '2x' prefix for sockets",
+        ),
+        Fields(
+            {
+                "model": Str(description="matched case-insensitively as a substring of the CPU's model name"),
+                "cores": Int(minimum=1, description="physical cores, all sockets"),
+                "threads": Int(minimum=1, description="logical CPUs, all sockets"),
+                "sockets": Int(minimum=1),
+            },
+            build=lambda d: CpuSpec(**d),
+        ),
+    ),
+    description="the CPU(s)",
+)
+
+GPU_ITEM: Kind = OneOf(
+    (
+        Human(parse.parse_gpu, expect='a GPU like "NVIDIA A100 80GB × 4" or "4x H100 80GB SXM"'),
+        Fields(
+            {
+                "model": Str(description='marketing name as NVML reports it, e.g. "NVIDIA H100 80GB HBM3"'),
+                "count": COUNT,
+                "memory_gb": Num(exclusive_minimum=0, description="per card, decimal GB as sold"),
+                "architecture": Str(description="derived from the model when not given"),
+                "nvlink": Bool(description="expect NVLink links up (default: where the card has them)"),
+                "pcie_gen": Int(minimum=1, maximum=6, description="expected max PCIe generation"),
+                "pcie_width": Int(minimum=1, maximum=32, description="expected max PCIe link width"),
+            },
+            required=("model",),
+            build=_build_gpu,
+        ),
+    )
+)
+
+RAM: Kind = OneOf(
+    (
+        Human(parse.parse_ram, expect='RAM like "512GB DDR4 ECC"'),
+        Fields(
+            {"size": SIZE, "size_gb": POSITIVE, "type": Str(pattern=r"^(LP)?DDR[0-9]"), "ecc": Bool()},
+            build=_build_ram,
+        ),
+    )
+)
+
+STORAGE_ITEM: Kind = OneOf(
+    (
+        Human(_storage_from_text, expect='storage like "2TB NVMe SSD"'),
+        Fields(
+            {
+                "type": Str(description='"NVMe SSD", "SATA SSD", "HDD" (normalised to nvme/ssd/hdd)'),
+                "size": SIZE,
+                "size_gb": POSITIVE,
+                "mount": Str(
+                    pattern=ABS_PATH,
+                    expect="an absolute path like /data",
+                    description="a mount point that must exist on this device class",
+                ),
+                "label": Str(),
+            },
+            required=("type",),
+            build=_build_storage,
+        ),
+    )
+)
+
+NETWORK_ITEM: Kind = OneOf(
+    (
+        Human(parse.parse_network, expect='a network like "100GbE RoCE" or "2x 25GbE"'),
+        Fields(
+            {
+                "speed_gbps": POSITIVE,
+                "count": COUNT,
+                "rdma": Enum(("roce", "infiniband", "none")),
+                "label": Str(),
+            },
+            required=("speed_gbps",),
+            build=_build_network,
+        ),
+    )
+)
+
+HARDWARE = Fields(
+    {
+        "cpu": CPU,
+        "gpu": AsList(GPU_ITEM),
+        "ram": RAM,
+        "storage": AsList(STORAGE_ITEM),
+        "network": AsList(NETWORK_ITEM),
+    },
+    build=lambda d: HardwareSpec(
+        cpu=d.get("cpu"),
+        gpus=d.get("gpu", ()),
+        ram=d.get("ram"),
+        storage=d.get("storage", ()),
+        network=d.get("network", ()),
+    ),
+    description="what the machine is",
+)
+
+OS: Kind = OneOf(
+    (
+        Human(parse.parse_os, expect='an OS like "Ubuntu 22.04 LTS"'),
+        Fields(
+            {"name": Str(), "version": Version(example="22.04")},
+            required=("name", "version"),
+            build=lambda d: OsSpec(**d),
+        ),
+    )
+)
+
+VERSIONS = Fields(extra=Version(example="2.1.2"), description="name -> version string")
+
+SOFTWARE = Fields(
+    {
+        "os": OS,
+        "nvidia_driver": Version(
+            pattern=r"^[0-9]{3}(\.[0-9]+){0,2}$",
+            example="535.54.03",
+            description='exact "535.54.03", or the branch "535"',
+        ),
+        "cuda": Version(
+            pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", example="12.1", description="CUDA toolkit major.minor"
+        ),
+        "cudnn": Version(pattern=r"^[0-9]+(\.[0-9]+){0,3}$", example="8.9.2"),
+        "python_env": Fields(
+            {
+                "name": Str(pattern=r"^[A-Za-z0-9_.-]+$", expect="an env name like dl"),
+                "python": Version(pattern=r"^3\.[0-9]+(\.[0-9]+)?$", example="3.10"),
+                "installer": Enum(("conda", "venv", "system")),
+                "prefix": Str(pattern=ABS_PATH, expect="an absolute path like /opt/miniconda3"),
+            },
+            build=_build_python_env,
+            description="the Python environment the software probe runs",
+        ),
+        "frameworks": VERSIONS,
+        "containers": VERSIONS,
+        "monitoring": VERSIONS,
+    },
+    build=lambda d: SoftwareSpec(**d),
+    description="what is installed",
+)
+
+CHECKS = Fields(
+    {
+        "gpu_temp_warn_c": Int(minimum=1, maximum=150),
+        "gpu_temp_max_c": Int(minimum=1, maximum=150),
+        "allowed_clock_event_reasons": ListOf(Enum(CLOCK_EVENT_REASONS)),
+        "ecc": Enum(POLICY),
+        "persistence_mode": Enum(POLICY),
+        "mig": Enum(("disabled", "enabled", "any")),
+        "compute_mode": Enum(("default", "exclusive_process", "any")),
+        "pcie": Enum(("max", "warn", "ignore")),
+        "power_limit_min_ratio": RATIO,
+        "xid": Enum(("fail", "warn", "ignore")),
+        "gpu_memory_tolerance": Num(minimum=0, maximum=0.5),
+        "ram_tolerance": Num(minimum=0, maximum=0.5),
+        "disk_tolerance": Num(minimum=0, maximum=0.5),
+    },
+    build=_build_checks,
+    description="thresholds of the judges (defaults in brackets in the README)",
+)
+
+BENCH = Fields(
+    {
+        "min_train_img_s": POSITIVE,
+        "min_infer_img_s": POSITIVE,
+        "reference_tolerance": RATIO,
+        "straggler_tolerance": RATIO,
+    },
+    build=lambda d: BenchSpec(**d),
+    description="performance floors for `dlverify bench`",
+)
+
+SPEC = Fields(
+    {"hardware": HARDWARE, "software": SOFTWARE, "checks": CHECKS, "bench": BENCH},
+    build=_build_spec,
+    expect="a mapping of sections (hardware:, software:, checks:, bench:)",
+)
