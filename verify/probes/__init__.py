@@ -1,0 +1,1 @@
+"""Probes: the only code that touches NVML, /proc, /sys and subprocesses. They record, never judge."""

@@ -1,0 +1,275 @@
+"""NVML replay: a STAND-IN for the `pynvml` module, built from a recording of a real GPU.
+
+Not NVIDIA's code and not a mock of our probe: it replays what nvidia-ml-py returned on a real machine
+(tests/fixtures/<card>/nvml_snapshot.json), call by call, so the REAL probe code (dlverify.probes.gpu via
+dlverify.probes.nvml.query) runs on recorded data. Rules:
+
+- constants and the NVMLError class family are the real pynvml's, so error mapping is exercised for real;
+- a recorded ``"ERR NVMLError_<Name>: ..."`` raises that real pynvml exception class;
+- a call the recording does not hold raises ``NVMLError_NotSupported``: the recording was made with a fixed
+  list of calls, and "not supported" is what NVML answers for a feature it does not have (documented so
+  nobody mistakes a missing recording for a card property);
+- ``init_error`` makes ``nvmlInit`` raise like a machine without a driver, with a broken one, etc.
+
+Use :func:`install` with pytest's monkeypatch: it swaps the module where dlverify.probes.nvml looks for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import types
+from pathlib import Path
+from typing import Any
+
+import pynvml as _real
+
+FIXTURES = Path(__file__).parent / "fixtures"
+H100 = FIXTURES / "h100-sxm-80gb"
+
+
+def load_recording(card: Path = H100) -> dict[str, Any]:
+    return json.loads((card / "nvml_snapshot.json").read_text())
+
+
+def _raise(name: str) -> None:
+    raise getattr(_real, name)()
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, str) and v.startswith("ERR "):
+        _raise(v[4:].split(":", 1)[0].strip())
+    return v
+
+
+class _Handle:
+    def __init__(self, gpu: dict[str, Any]) -> None:
+        self.gpu = gpu
+
+
+def _field(key: str, wrap: Any = None) -> Any:
+    def fn(handle: _Handle, *args: Any) -> Any:
+        if key not in handle.gpu:
+            _raise("NVMLError_NotSupported")
+        v = _value(handle.gpu[key])
+        return wrap(v) if wrap else v
+
+    return fn
+
+
+def _ns(v: dict[str, Any]) -> types.SimpleNamespace:
+    return types.SimpleNamespace(**v)
+
+
+def build(recording: dict[str, Any], init_error: str | None = None) -> types.ModuleType:
+    """A pynvml look-alike answering from ``recording`` (a dict shaped like nvml_snapshot.json)."""
+    rec = copy.deepcopy(recording)
+    mod = types.ModuleType("pynvml_replay")
+    for name in dir(_real):  # constants, NVMLError and its subclasses; not the functions
+        if not name.startswith("nvml") or name.startswith("nvmlClocks"):
+            setattr(mod, name, getattr(_real, name))
+    gpus = rec.get("gpus", [])
+
+    def init() -> None:
+        if init_error:
+            _raise(init_error)
+
+    def by_index(i: int) -> _Handle:
+        if not 0 <= i < len(gpus):
+            _raise("NVMLError_InvalidArgument")
+        return _Handle(gpus[i])
+
+    def ecc_errors(h: _Handle, err_type: int, counter: int) -> int:
+        if err_type != _real.NVML_MEMORY_ERROR_TYPE_UNCORRECTED:
+            _raise("NVMLError_NotSupported")
+        key = (
+            "ecc_volatile_uncorrected" if counter == _real.NVML_VOLATILE_ECC else "ecc_aggregate_uncorrected"
+        )
+        return _field(key)(h)
+
+    def retired(h: _Handle, cause: int) -> Any:
+        dbe = cause == _real.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR
+        return _field("retired_pages_dbe" if dbe else "retired_pages_sbe")(h)
+
+    def clock(current: bool) -> Any:
+        def fn(h: _Handle, kind: int) -> Any:
+            base = {_real.NVML_CLOCK_SM: "clock_sm", _real.NVML_CLOCK_MEM: "clock_mem"}.get(
+                kind, "clock_other"
+            )
+            return _field(base if current else base + "_max")(h)
+
+        return fn
+
+    def nvlink(h: _Handle, link: int) -> Any:
+        links = h.gpu.get("nvlink", [])
+        if link >= len(links):
+            _raise("NVMLError_NotSupported")
+        return _value(links[link])
+
+    def temperature(h: _Handle, sensor: int) -> Any:
+        if sensor != _real.NVML_TEMPERATURE_GPU:
+            _raise("NVMLError_NotSupported")
+        return _field("temperature")(h)
+
+    calls: dict[str, Any] = {
+        "nvmlInit": init,
+        "nvmlShutdown": lambda: None,
+        "nvmlSystemGetDriverVersion": lambda: _value(rec["driver"]),
+        "nvmlSystemGetNVMLVersion": lambda: _value(rec["nvml"]),
+        "nvmlSystemGetCudaDriverVersion": lambda: _value(rec["cuda_driver"]),
+        "nvmlSystemGetCudaDriverVersion_v2": lambda: _value(rec["cuda_driver"]),
+        "nvmlDeviceGetCount": lambda: len(gpus),
+        "nvmlDeviceGetHandleByIndex": by_index,
+        "nvmlDeviceGetName": _field("name"),
+        "nvmlDeviceGetUUID": _field("uuid"),
+        "nvmlDeviceGetSerial": _field("serial"),
+        "nvmlDeviceGetVbiosVersion": _field("vbios"),
+        "nvmlDeviceGetPciInfo": _field("pci", _ns),
+        "nvmlDeviceGetMemoryInfo": _field("memory", _ns),
+        "nvmlDeviceGetEccMode": _field("ecc_mode", list),
+        "nvmlDeviceGetTotalEccErrors": ecc_errors,
+        "nvmlDeviceGetRemappedRows": _field("remapped_rows", tuple),
+        "nvmlDeviceGetRetiredPages": retired,
+        "nvmlDeviceGetRetiredPagesPendingStatus": _field("retired_pages_pending"),
+        "nvmlDeviceGetTemperature": temperature,
+        "nvmlDeviceGetPowerUsage": _field("power_usage_mw"),
+        "nvmlDeviceGetEnforcedPowerLimit": _field("power_limit_mw"),
+        "nvmlDeviceGetPowerManagementLimit": _field("power_limit_mw"),
+        "nvmlDeviceGetPowerManagementDefaultLimit": _field("power_default_limit_mw"),
+        "nvmlDeviceGetClockInfo": clock(True),
+        "nvmlDeviceGetMaxClockInfo": clock(False),
+        "nvmlDeviceGetCurrentClocksEventReasons": _field("throttle"),
+        "nvmlDeviceGetCurrentClocksThrottleReasons": _field("throttle"),
+        "nvmlDeviceGetPersistenceMode": _field("persistence"),
+        "nvmlDeviceGetComputeMode": _field("compute_mode"),
+        "nvmlDeviceGetMigMode": _field("mig_mode", list),
+        "nvmlDeviceGetCudaComputeCapability": _field("cuda_cc", tuple),
+        "nvmlDeviceGetCurrPcieLinkGeneration": _field("pcie_gen_cur"),
+        "nvmlDeviceGetMaxPcieLinkGeneration": _field("pcie_gen_max"),
+        "nvmlDeviceGetGpuMaxPcieLinkGeneration": _field("pcie_gen_gpu_max"),
+        "nvmlDeviceGetCurrPcieLinkWidth": _field("pcie_width_cur"),
+        "nvmlDeviceGetMaxPcieLinkWidth": _field("pcie_width_max"),
+        "nvmlDeviceGetNvLinkState": nvlink,
+        "nvmlDeviceGetPerformanceState": _field("perf_state"),
+        "nvmlDeviceGetUtilizationRates": _field("utilization", _ns),
+        "nvmlDeviceGetFanSpeed": _field("fan"),
+        "nvmlDeviceGetNumaNodeId": _field("numa_node"),
+    }
+    for name, fn in calls.items():
+        setattr(mod, name, fn)
+
+    def __getattr__(name: str) -> Any:  # PEP 562: any other NVML call is "not in the recording"
+        if name.startswith("nvml"):
+            return lambda *a: _raise("NVMLError_NotSupported")
+        raise AttributeError(name)
+
+    mod.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    return mod
+
+
+def install(monkeypatch: Any, recording: dict[str, Any] | None = None, init_error: str | None = None) -> Any:
+    """Make dlverify's NVML layer talk to the replay; returns the replay module."""
+    import dlverify.probes.nvml as nvml
+
+    mod = build(load_recording() if recording is None else recording, init_error)
+    monkeypatch.setattr(nvml, "_pynvml", mod)
+    return mod
+
+
+# --- the H100 scenario: a spec that machine should pass, and its software side from software.json -----
+
+
+def h100_spec(**software: Any) -> Any:
+    """A spec the recorded H100 host passes (written here from the recordings, not from the probe)."""
+    from dlverify.hwspec.model import (
+        CpuSpec,
+        GpuSpec,
+        HardwareSpec,
+        OsSpec,
+        PythonEnvSpec,
+        RamSpec,
+        SoftwareSpec,
+        Spec,
+    )
+
+    sw = {
+        "os": OsSpec("Ubuntu", "24.04"),
+        "nvidia_driver": "580.159.04",
+        "cuda": "13.0",
+        "python_env": PythonEnvSpec(name="dl", python="3.12", installer="venv", prefix="/opt/dl"),
+        "frameworks": {"pytorch": "2.11.0"},
+    }
+    sw.update(software)
+    return Spec(
+        hardware=HardwareSpec(
+            cpu=CpuSpec(model="Intel Xeon", cores=16, threads=16, sockets=1),
+            gpus=(GpuSpec(model="NVIDIA H100 80GB SXM", count=1, memory_gb=80),),
+            ram=RamSpec(size_gb=128),
+        ),
+        software=SoftwareSpec(**sw),
+    )
+
+
+def h100_env_record() -> dict[str, Any]:
+    """What the env probe's script would print on the H100 host.
+
+    torch/torchvision/torch.version.cuda/cuDNN are from software.json. cuda_available and device_count are
+    NOT in the recording: they are set to what the recorded ResNet18 run on that one GPU implies (True, 1).
+    NCCL was not recorded: it is left unavailable, saying so.
+    """
+    sw = json.loads((H100 / "software.json").read_text())
+    return {
+        "python_version": "3.12.3",
+        "executable": "/opt/dl/bin/python3",
+        "torch": sw["torch"],
+        "torch_cuda": sw["torch_cuda"],
+        "torch_cudnn": sw["cudnn"],
+        "cuda_available": True,
+        "device_count": 1,
+        "device_names": ["NVIDIA H100 80GB HBM3"],
+        "nccl": {"unavailable": "not in the H100 recording"},
+        "torchvision": sw["torchvision"],
+    }
+
+
+def make_fake_root(root: Path, env_record: dict[str, Any] | None = None) -> Path:
+    """A filesystem root with the recorded nvcc and a STAND-IN interpreter at /opt/dl/bin/python3 that
+    prints ``env_record`` as the real probe script would (it ignores its arguments)."""
+    sw = json.loads((H100 / "software.json").read_text())
+    nvcc = root / "usr/local/cuda-13.0/bin/nvcc"
+    nvcc.parent.mkdir(parents=True)
+    nvcc.write_text("#!/bin/sh\ncat <<'EOF'\n" + sw["nvcc"] + "EOF\n")
+    nvcc.chmod(0o755)
+    (root / "usr/local/cuda").symlink_to("cuda-13.0")
+    (root / "etc").mkdir()
+    (root / "etc/os-release").write_text(sw["os_release"])
+    py = root / "opt/dl/bin/python3"
+    py.parent.mkdir(parents=True)
+    doc = json.dumps(h100_env_record() if env_record is None else env_record)
+    py.write_text(
+        "#!/bin/sh\n# dlverify test stand-in for an env interpreter\ncat <<'EOF'\n" + doc + "\nEOF\n"
+    )
+    py.chmod(0o755)
+    return root
+
+
+def h100_snapshot(
+    monkeypatch: Any,
+    tmp_path: Path,
+    *,
+    recording: dict[str, Any] | None = None,
+    env_record: dict[str, Any] | None = None,
+    spec: Any = None,
+) -> dict[str, Any]:
+    """Run the real snapshot code (NVML replay + software probe on a fake root) and round-trip it to JSON."""
+    import dataclasses
+
+    from dlverify import snapshot
+
+    install(monkeypatch, recording)
+    root = make_fake_root(tmp_path / "root", env_record)
+    spec = spec or h100_spec()
+    env = dataclasses.replace(spec.software.python_env, prefix=str(root / "opt/dl"))
+    spec = dataclasses.replace(spec, software=dataclasses.replace(spec.software, python_env=env))
+    snap = snapshot.take(spec, only=("gpu", "software"), root=str(root))
+    return json.loads(snapshot.dumps(snap))

@@ -1,0 +1,275 @@
+"""Host judges (group ``host``): OS, kernel, CPU, RAM, storage, mounts, network, RDMA. Pure."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dlverify.checks.common import Judge, gb, get, gib, missing, version_matches
+from dlverify.hwspec.model import Spec
+from dlverify.results import CheckResult
+
+
+def _cpu_tokens(text: str) -> list[str]:
+    t = re.sub(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|@.*$", " ", text.lower())
+    return [x for x in re.split(r"[\s,\-]+", t) if x]
+
+
+def cpu_model_matches(want: str, have: str) -> bool:
+    """Case-insensitive, ignoring (R)/(TM)/"CPU": "Intel Xeon Gold 6338"
+    matches "Intel(R) Xeon(R) Gold 6338 CPU"."""
+    h = _cpu_tokens(have)
+    return all(t in h for t in _cpu_tokens(want))
+
+
+def _os(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+    want = spec.software.os
+    os_ = host.get("os")
+    if want is None:
+        j.skip("host.os", "OS", "the spec does not pin an OS", get(os_, "pretty_name"))
+        return
+    exp = f"{want.name} {want.version}"
+    if missing(os_):
+        j.fail("host.os", "OS", None, exp, f"OS unreadable: {missing(os_)}")
+        return
+    name, ident, ver = str(os_.get("name")), str(os_.get("id")), str(os_.get("version_id"))
+    obs = f"{name} {ver}"
+    name_ok = want.name.lower() in name.lower() or want.name.lower() == ident.lower()
+    if name_ok and version_matches(want.version, ver):
+        j.ok("host.os", "OS", obs, exp)
+    else:
+        j.fail("host.os", "OS", obs, exp, f"this host runs {os_.get('pretty_name', obs)}")
+
+
+def _cpu(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+    want = spec.hardware.cpu
+    cpu = host.get("cpu")
+    if want is None:
+        j.skip("host.cpu.model", "CPU model", "the spec does not describe the CPU", get(cpu, "model"))
+        return
+    why = missing(cpu)
+    model = get(cpu, "model")
+    if want.model is None:
+        j.skip("host.cpu.model", "CPU model", "the spec gives no CPU model", model)
+    elif why or missing(model):
+        j.fail("host.cpu.model", "CPU model", None, want.model, f"unreadable: {why or missing(model)}")
+    elif cpu_model_matches(want.model, model):
+        j.ok("host.cpu.model", "CPU model", model, want.model)
+    else:
+        j.fail("host.cpu.model", "CPU model", model, want.model, "another CPU than the spec's")
+    for key, label, unit in (
+        ("cores", "CPU cores", "physical cores"),
+        ("threads", "CPU threads", "logical CPUs"),
+        ("sockets", "CPU sockets", "sockets"),
+    ):
+        wanted = getattr(want, key)
+        have = get(cpu, key)
+        cid = f"host.cpu.{key}"
+        if wanted is None:
+            continue
+        if missing(have):
+            j.fail(cid, label, None, wanted, f"unreadable: {missing(have)}")
+        elif have < wanted:
+            extra = " (SMT/Hyper-Threading off?)" if key == "threads" else ""
+            j.fail(cid, label, have, wanted, f"{wanted - have} {unit} fewer than the spec{extra}")
+        elif have > wanted:
+            j.warn(cid, label, have, wanted, f"{have - wanted} {unit} more than the spec")
+        else:
+            j.ok(cid, label, have, wanted)
+
+
+def _ram(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+    want = spec.hardware.ram
+    total = get(host, "ram", "total_bytes")
+    if want is None:
+        j.skip(
+            "host.ram",
+            "RAM",
+            "the spec does not give a RAM size",
+            gib(total) if isinstance(total, int) else None,
+        )
+        return
+    exp = f"{want.size_gb:g} GB"
+    if missing(total):
+        j.fail("host.ram", "RAM", None, exp, f"unreadable: {missing(total)}")
+        return
+    # DIMMs are sold in binary units ("512GB" is 512 GiB); the kernel keeps a few percent for itself
+    have = total / 2**30
+    tol = spec.checks.ram_tolerance
+    if have < want.size_gb * (1 - tol):
+        j.fail(
+            "host.ram",
+            "RAM",
+            gib(total),
+            exp,
+            f"below {want.size_gb * (1 - tol):.0f} GiB (tolerance {tol:.0%})",
+        )
+    elif have > want.size_gb * (1 + tol):
+        j.warn("host.ram", "RAM", gib(total), exp, "more RAM than the spec")
+    else:
+        j.ok("host.ram", "RAM", gib(total), exp)
+    if want.ecc:
+        n = get(host, "ram", "edac_controllers")
+        if isinstance(n, int) and n > 0:
+            j.ok("host.ram.ecc", "RAM ECC", f"{n} EDAC memory controller(s)", "ECC")
+        elif isinstance(n, int):
+            j.warn(
+                "host.ram.ecc",
+                "RAM ECC",
+                "no EDAC memory controller",
+                "ECC",
+                "ECC is off, or the kernel's EDAC driver is not loaded (check the BIOS and `edac-util`)",
+            )
+        else:
+            j.skip("host.ram.ecc", "RAM ECC", "not in the snapshot")
+
+
+def _storage(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+    disks = host.get("disks")
+    mounts = host.get("mounts")
+    tol = spec.checks.disk_tolerance
+    used: set[str] = set()
+    # biggest first, so a 2 TB item does not take the only 8 TB disk; reported in spec order
+    order = sorted(range(len(spec.hardware.storage)), key=lambda i: -spec.hardware.storage[i].size_gb)
+    per_item: dict[int, Judge] = {}
+    outer = j
+    for i in order:
+        j = per_item[i] = Judge(outer.group)
+        s = spec.hardware.storage[i]
+        cid = f"host.storage[{i}]"
+        label = f"storage: {s.label or f'{s.type} {s.size_gb:g} GB'}"
+        exp = f"{s.type} >= {s.size_gb * (1 - tol):.0f} GB"
+        if missing(disks):
+            j.fail(cid, label, None, exp, f"disks unreadable: {missing(disks)}")
+            continue
+        same = [d for d in disks if d.get("class") == s.type and isinstance(d.get("size_bytes"), int)]
+        fits = [d for d in same if d["name"] not in used and d["size_bytes"] >= s.size_gb * 1e9 * (1 - tol)]
+        if fits:
+            d = min(fits, key=lambda d: d["size_bytes"])
+            used.add(d["name"])
+            j.ok(cid, label, f"{d['name']} {s.type} {gb(d['size_bytes'])}", exp)
+        else:
+            seen = (
+                ", ".join(
+                    f"{d.get('name')} {d.get('class')} {gb(d['size_bytes'])}"
+                    for d in disks
+                    if isinstance(d.get("size_bytes"), int)
+                )
+                or "no disks"
+            )
+            why = f"no free {s.type} disk that large" if same else f"no {s.type} disk"
+            j.fail(cid, label, seen, exp, f"{why} (found: {seen})")
+        if s.mount:
+            mid = f"{cid}.mount"
+            if missing(mounts):
+                j.fail(mid, f"mount {s.mount}", None, s.mount, f"mounts unreadable: {missing(mounts)}")
+                continue
+            m = next((m for m in mounts if m.get("mountpoint") == s.mount), None)
+            if m is None:
+                j.fail(
+                    mid,
+                    f"mount {s.mount}",
+                    "not mounted",
+                    f"{s.mount} on {s.type}",
+                    f"{s.mount} is not a mount point",
+                )
+            elif s.type not in (m.get("classes") or []):
+                j.fail(
+                    mid,
+                    f"mount {s.mount}",
+                    f"{m.get('device')} ({', '.join(m.get('classes') or ['?'])})",
+                    f"{s.mount} on {s.type}",
+                    f"{s.mount} is not on a {s.type} disk",
+                )
+            else:
+                j.ok(mid, f"mount {s.mount}", f"{m.get('device')} ({s.type})", f"{s.mount} on {s.type}")
+    for i in sorted(per_item):
+        outer.results += per_item[i].results
+
+
+def _network(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+    nics, rdma = host.get("nics"), host.get("rdma")
+    for i, n in enumerate(spec.hardware.network):
+        cid = f"host.network[{i}]"
+        label = f"network: {n.label or f'{n.speed_gbps:g} GbE'}"
+        exp = f"{n.count} × >= {n.speed_gbps:g} Gb/s"
+        if missing(nics):
+            j.fail(cid, label, None, exp, f"NICs unreadable: {missing(nics)}")
+        else:
+            fast = [
+                x
+                for x in nics
+                if isinstance(x.get("speed_mbps"), int) and x["speed_mbps"] >= n.speed_gbps * 1000
+            ]
+            seen = (
+                ", ".join(
+                    f"{x.get('name')} "
+                    + (
+                        f"{x['speed_mbps'] / 1000:g} Gb/s"
+                        if isinstance(x.get("speed_mbps"), int)
+                        else f"({missing(x.get('speed_mbps'))})"
+                    )
+                    for x in nics
+                )
+                or "no physical NIC"
+            )
+            if len(fast) >= n.count:
+                j.ok(cid, label, ", ".join(f"{x['name']} {x['speed_mbps'] / 1000:g} Gb/s" for x in fast), exp)
+            else:
+                j.fail(
+                    cid,
+                    label,
+                    seen,
+                    exp,
+                    f"{len(fast)} of {n.count} link(s) at {n.speed_gbps:g} Gb/s or faster",
+                )
+        if n.rdma:
+            rid = f"{cid}.rdma"
+            layer = "Ethernet" if n.rdma == "roce" else "InfiniBand"
+            kind = "RoCE" if n.rdma == "roce" else "InfiniBand"
+            if missing(rdma):
+                j.fail(rid, f"RDMA ({kind})", None, kind, f"RDMA devices unreadable: {missing(rdma)}")
+                continue
+            ports = [(d.get("name"), p) for d in rdma for p in d.get("ports") or []]
+            good = [
+                f"{name}/{p.get('port')}"
+                for name, p in ports
+                if p.get("link_layer") == layer and p.get("state") == "ACTIVE"
+            ]
+            if len(good) >= n.count:
+                j.ok(rid, f"RDMA ({kind})", ", ".join(good), f"{n.count} active {kind} port(s)")
+            else:
+                seen = ", ".join(
+                    f"{name}/{p.get('port')} {p.get('link_layer')} {p.get('state')}" for name, p in ports
+                )
+                j.fail(
+                    rid,
+                    f"RDMA ({kind})",
+                    seen or "no RDMA device",
+                    f"{n.count} active {kind} port(s)",
+                    "no RDMA device in /sys/class/infiniband (driver/rdma-core missing?)"
+                    if not ports
+                    else f"{len(good)} of {n.count} active {kind} port(s)",
+                )
+
+
+def check_host(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
+    j = Judge("host")
+    host = snap.get("host")
+    why = missing(host)
+    if why is not None:
+        j.skip("host", "host", f"host not probed: {why}")
+        return j.results
+    _os(spec, host, j)
+    kernel = host.get("kernel")
+    j.skip(
+        "host.kernel",
+        "kernel",
+        "informational: the spec does not pin a kernel",
+        kernel if isinstance(kernel, str) else missing(kernel),
+    )
+    _cpu(spec, host, j)
+    _ram(spec, host, j)
+    _storage(spec, host, j)
+    _network(spec, host, j)
+    return j.results

@@ -1,0 +1,184 @@
+"""GPU probe: everything the verifier needs from NVML, as one plain record per GPU.
+
+Every call goes through :func:`dlverify.probes.nvml.query`, so a GPU that refuses one call (not supported,
+no permission, fell off the bus) costs that field only: it is stored as an :class:`Unavailable` with the
+reason. The probe never judges; units are in the field names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlverify.probes.nvml import NvmlInitError, Unavailable, is_unavailable, query, session
+
+# NVML clocks-event (formerly "throttle") reason bits -> the names nvidia-smi prints, lower_snake_case.
+# The bit values are NVML's ABI (nvml.h nvmlClocksEventReason*), stable across driver branches.
+CLOCK_EVENT_REASONS: dict[int, str] = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",  # nvidia-smi -q -x says display_clocks_setting
+}
+
+COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+
+NO_NVLINK = "no NVLink on this card"
+
+
+def decode_clock_event_reasons(mask: int) -> list[str]:
+    names = [name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(CLOCK_EVENT_REASONS)
+    if unknown:
+        names.append(f"unknown_0x{unknown:x}")
+    return names
+
+
+def cuda_version_string(value: int | Unavailable) -> str | Unavailable:
+    """NVML's CUDA driver API version (12020) as "12.2"."""
+    if isinstance(value, Unavailable):
+        return value
+    return f"{value // 1000}.{(value % 1000) // 10}"
+
+
+def _map(value: Any, fn: Any) -> Any:
+    return value if isinstance(value, Unavailable) else fn(value)
+
+
+def _item(value: Any, index: int) -> Any:
+    return _map(value, lambda v: v[index])
+
+
+def _attr(value: Any, name: str) -> Any:
+    def get(v: Any) -> Any:
+        got = getattr(v, name)
+        return got.decode(errors="replace") if isinstance(got, bytes) else got
+
+    return _map(value, get)
+
+
+def _nvlink(nv: Any, handle: Any) -> list[dict[str, Any]] | Unavailable:
+    """State of each NVLink link; a card without NVLink answers NotSupported on link 0."""
+    links: list[dict[str, Any]] = []
+    first: Unavailable | None = None
+    for link in range(int(getattr(nv, "NVML_NVLINK_MAX_LINKS", 18))):
+        state = query("nvmlDeviceGetNvLinkState", handle, link)
+        if isinstance(state, Unavailable):
+            if link == 0:
+                first = state
+                break
+            continue  # links past the card's count answer NotSupported / InvalidArgument
+        links.append({"link": link, "active": bool(state)})
+    if not links:
+        reason = first.reason if first is not None else "no link answered"
+        if "not supported" in reason.lower():
+            return Unavailable(NO_NVLINK)
+        return Unavailable(f"NVLink state unreadable: {reason}")
+    return links
+
+
+def _clock_event_reasons(handle: Any) -> int | Unavailable:
+    mask = query("nvmlDeviceGetCurrentClocksEventReasons", handle)
+    if isinstance(mask, Unavailable):  # drivers before 535 only know the old name
+        older = query("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+        return mask if isinstance(older, Unavailable) else older
+    return mask
+
+
+def probe_device(nv: Any, index: int) -> dict[str, Any]:
+    handle = query("nvmlDeviceGetHandleByIndex", index)
+    if isinstance(handle, Unavailable):
+        return {"index": index, "unavailable": f"no handle for GPU {index}: {handle.reason}"}
+    h = handle
+    c = nv
+    ecc_mode = query("nvmlDeviceGetEccMode", h)
+    mig_mode = query("nvmlDeviceGetMigMode", h)
+    remap = query("nvmlDeviceGetRemappedRows", h)
+    cc = query("nvmlDeviceGetCudaComputeCapability", h)
+    util = query("nvmlDeviceGetUtilizationRates", h)
+    reasons = _clock_event_reasons(h)
+    pstate = query("nvmlDeviceGetPerformanceState", h)
+    retired_dbe = query("nvmlDeviceGetRetiredPages", h, c.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
+    retired_sbe = query(
+        "nvmlDeviceGetRetiredPages", h, c.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
+    )
+    return {
+        "index": index,
+        "name": query("nvmlDeviceGetName", h),
+        "uuid": query("nvmlDeviceGetUUID", h),
+        "serial": query("nvmlDeviceGetSerial", h),
+        "pci_bus_id": _attr(query("nvmlDeviceGetPciInfo", h), "busId"),
+        "vbios_version": query("nvmlDeviceGetVbiosVersion", h),
+        "memory_total_bytes": _attr(query("nvmlDeviceGetMemoryInfo", h), "total"),
+        "ecc_mode_current": _map(_item(ecc_mode, 0), bool),
+        "ecc_mode_pending": _map(_item(ecc_mode, 1), bool),
+        "ecc_volatile_uncorrected": query(
+            "nvmlDeviceGetTotalEccErrors", h, c.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, c.NVML_VOLATILE_ECC
+        ),
+        "ecc_aggregate_uncorrected": query(
+            "nvmlDeviceGetTotalEccErrors", h, c.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, c.NVML_AGGREGATE_ECC
+        ),
+        "remapped_rows_correctable": _item(remap, 0),
+        "remapped_rows_uncorrectable": _item(remap, 1),
+        "remapped_rows_pending": _map(_item(remap, 2), bool),
+        "remapped_rows_failure": _map(_item(remap, 3), bool),
+        "retired_pages_dbe_count": _map(retired_dbe, len),
+        "retired_pages_sbe_count": _map(retired_sbe, len),
+        "retired_pages_pending": _map(query("nvmlDeviceGetRetiredPagesPendingStatus", h), bool),
+        "temperature_c": query("nvmlDeviceGetTemperature", h, c.NVML_TEMPERATURE_GPU),
+        "power_usage_mw": query("nvmlDeviceGetPowerUsage", h),
+        "power_limit_mw": query("nvmlDeviceGetEnforcedPowerLimit", h),
+        "power_default_limit_mw": query("nvmlDeviceGetPowerManagementDefaultLimit", h),
+        "clock_sm_mhz": query("nvmlDeviceGetClockInfo", h, c.NVML_CLOCK_SM),
+        "clock_sm_max_mhz": query("nvmlDeviceGetMaxClockInfo", h, c.NVML_CLOCK_SM),
+        "clock_mem_mhz": query("nvmlDeviceGetClockInfo", h, c.NVML_CLOCK_MEM),
+        "clock_mem_max_mhz": query("nvmlDeviceGetMaxClockInfo", h, c.NVML_CLOCK_MEM),
+        "clocks_event_reasons_mask": reasons,
+        "clocks_event_reasons": _map(reasons, decode_clock_event_reasons),
+        "persistence_mode": _map(query("nvmlDeviceGetPersistenceMode", h), bool),
+        "compute_mode": _map(query("nvmlDeviceGetComputeMode", h), lambda m: COMPUTE_MODES.get(m, str(m))),
+        "mig_mode_current": _map(_item(mig_mode, 0), bool),
+        "mig_mode_pending": _map(_item(mig_mode, 1), bool),
+        "compute_capability": _map(cc, lambda v: f"{v[0]}.{v[1]}"),
+        "pcie_gen_current": query("nvmlDeviceGetCurrPcieLinkGeneration", h),
+        "pcie_gen_max": query("nvmlDeviceGetMaxPcieLinkGeneration", h),  # this GPU in this slot
+        "pcie_gen_gpu_max": query("nvmlDeviceGetGpuMaxPcieLinkGeneration", h),  # the GPU alone
+        "pcie_width_current": query("nvmlDeviceGetCurrPcieLinkWidth", h),
+        "pcie_width_max": query("nvmlDeviceGetMaxPcieLinkWidth", h),
+        "nvlink": _nvlink(nv, h),
+        "perf_state": _map(pstate, lambda p: f"P{p}"),
+        "utilization_gpu_pct": _attr(util, "gpu"),
+        "utilization_memory_pct": _attr(util, "memory"),
+    }
+
+
+def probe_nvml() -> dict[str, Any] | Unavailable:
+    """All GPUs NVML sees, or an :class:`Unavailable` saying why NVML could not start."""
+    try:
+        with session() as nv:
+            count = query("nvmlDeviceGetCount")
+            if isinstance(count, Unavailable):
+                return Unavailable(f"NVML started but could not count GPUs: {count.reason}")
+            return {
+                "driver_version": query("nvmlSystemGetDriverVersion"),
+                "nvml_version": query("nvmlSystemGetNVMLVersion"),
+                "cuda_driver_version": cuda_version_string(query("nvmlSystemGetCudaDriverVersion")),
+                "gpu_count": count,
+                "gpus": [probe_device(nv, i) for i in range(count)],
+            }
+    except NvmlInitError as exc:
+        return Unavailable(str(exc))
+
+
+__all__ = [
+    "CLOCK_EVENT_REASONS",
+    "NO_NVLINK",
+    "decode_clock_event_reasons",
+    "is_unavailable",
+    "probe_device",
+    "probe_nvml",
+]
