@@ -1,17 +1,228 @@
-"""`dlverify bench`: placeholder wired into the CLI; its owner replaces this module."""
+"""`dlverify bench`: ResNet18 training and inference on every GPU at once, with telemetry and judgement.
+
+Wiring only: the benchmark lives in :mod:`dlverify.bench` (runner, worker, recipe, sampler, judge).
+Exit codes as `dlverify check`: 0 no failure, 1 a failure, 2 bad usage / bad input / no GPU.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
-from dlverify.results import EXIT_USAGE
+from dlverify.results import EXIT_USAGE, CheckResult, exit_code
+
+FORMATS = ("table", "json", "junit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="(not yet implemented)")
+    from dlverify.bench.config import COMPILE_MODES, PRECISIONS
+
+    p = sub.add_parser(
+        "bench", help="run ResNet18 training and inference on every GPU and judge the throughput",
+        description="Run torchvision's ResNet18 (training and inference, synthetic data) on every GPU at "
+                    "once, one process per GPU, sample clocks/power/heat through NVML, and judge each GPU "
+                    "against its card's reference, the node's median (stragglers) and the spec's floors.",
+    )
+    p.add_argument("--gpus", default="all", help="'all' (default) or NVML indices as nvidia-smi numbers "
+                   "them, e.g. '0,2'")
+    p.add_argument("--mode", choices=("both", "train", "infer"), default="both")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: fp16 weights for inference, bf16 autocast for training (fp32 on --device cpu)")
+    p.add_argument("--sequential", action="store_true", help="one GPU after another instead of all at once")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="timed seconds per mode, after warm-up and compilation (default 10; 1 on cpu)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="batch for both modes (default 1024; the default is halved on out-of-memory)")
+    p.add_argument("--image-size", type=int, metavar="PX", help="image side (default 224; 64 on cpu)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model (default: on for cuda, off for cpu)")
+    p.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
+                   help="torch.compile mode for inference (reduce-overhead: CUDA graphs)")
+    p.add_argument("--train-compile-mode", choices=COMPILE_MODES, default="default",
+                   help="torch.compile mode for training")
+    p.add_argument("--no-freezing", dest="freezing", action="store_false",
+                   help="no inductor freezing (BN folding) for inference")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="cpu: the same code on the CPU with tiny sizes (tests, smoke runs)")
+    p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
+                   help="do not sample NVML (to measure the sampler's cost)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="seconds per worker before it is killed and reported as hung (default 600)")
+    p.add_argument("--spec", metavar="SPEC", help="hwspec.yaml: bench floors and tolerances")
+    p.add_argument("--replay", metavar="FILE",
+                   help="judge a recorded run (a `--format json` report, or its meta.bench) "
+                        "instead of running")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("dlverify bench: not implemented yet")
+def _err(msg: str) -> int:
+    print(f"dlverify bench: {msg}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from dlverify.bench.config import MODES, BenchConfig
+
+    return BenchConfig(
+        device=args.device,
+        modes=MODES if args.mode == "both" else (args.mode,),
+        precision=args.precision,
+        train_batch=args.batch_size,
+        infer_batch=args.batch_size,
+        batch_forced=args.batch_size is not None,
+        image_size=args.image_size,
+        duration_s=args.duration,
+        compile=args.compile,
+        compile_mode_infer=args.compile_mode,
+        compile_mode_train=args.train_compile_mode,
+        freezing=args.freezing,
+        telemetry=args.telemetry,
+    )
+
+
+def _load_spec(path: str) -> Any:
+    from dlverify.hwspec.loader import load_spec
+
+    return load_spec(path)
+
+
+def _load_record(path: str) -> dict[str, Any]:
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(doc, dict) and isinstance(doc.get("meta"), dict) and "bench" in doc["meta"]:
+        doc = doc["meta"]["bench"]
+    from dlverify.bench.runner import RECORD_SCHEMA
+
+    if not isinstance(doc, dict) or doc.get("schema") != RECORD_SCHEMA:
+        raise ValueError(f"{path}: not a recorded bench run (expected schema {RECORD_SCHEMA!r} "
+                         "or a `dlverify bench --format json` report)")
+    return doc
+
+
+def _validate(args: argparse.Namespace) -> str | None:
+    if args.duration is not None and args.duration <= 0:
+        return "--duration must be > 0 seconds"
+    if args.batch_size is not None and args.batch_size < 1:
+        return "--batch-size must be >= 1"
+    if args.image_size is not None and args.image_size < 32:
+        return "--image-size must be >= 32 (ResNet18 downsamples 32x)"
+    if args.timeout <= 0:
+        return "--timeout must be > 0 seconds"
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dlverify.bench import judge as judge_mod
+    from dlverify.bench import runner
+    from dlverify.hwspec.model import ChecksSpec
+
+    problem = _validate(args)
+    if problem:
+        return _err(problem)
+
+    bench_spec = None
+    allowed = ChecksSpec().allowed_clock_event_reasons
+    if args.spec:
+        from dlverify.hwspec.errors import SpecError
+
+        try:
+            spec = _load_spec(args.spec)
+        except SpecError as exc:  # names file, line, column and key
+            return _err(f"bad spec:\n{exc}")
+        bench_spec = spec.bench
+        allowed = spec.checks.allowed_clock_event_reasons
+
+    if args.replay:
+        try:
+            record = _load_record(args.replay)
+        except (OSError, ValueError) as exc:
+            return _err(f"cannot replay: {exc}")
+    else:
+        cfg = _config(args)
+        try:
+            if cfg.device == "cuda":
+                slots = runner.discover_gpus(args.gpus)
+                why = runner.torch_cuda_problem()
+                if why:
+                    raise runner.NoGpuError(f"no GPU to benchmark: {why}")
+            else:
+                slots = runner.cpu_slots(args.gpus)
+        except runner.NoGpuError as exc:
+            return _err(f"{exc} (use --device cpu for a CPU-only smoke run)")
+        except runner.GpuSelectionError as exc:
+            return _err(str(exc))
+        from dlverify.bench.progress import ProgressView
+
+        res = cfg.resolved()
+        with ProgressView(slots, res.modes, float(res.duration_s or 0),
+                          enabled=False if args.quiet else None) as view:
+            record = runner.run_bench(slots, cfg, sequential=args.sequential, timeout_s=args.timeout,
+                                      on_event=view)
+
+    try:
+        references = judge_mod.load_references()
+    except (OSError, ValueError) as exc:
+        return _err(f"bad reference data: {exc}")
+    results = judge_mod.judge(record, references=references, bench_spec=bench_spec, allowed_reasons=allowed)
+    text = _render(results, record, args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            return _err(f"cannot write {args.output}: {exc}")
+    else:
+        sys.stdout.write(text)
+    return exit_code(results)
+
+
+def _render(results: list[CheckResult], record: dict[str, Any], fmt: str) -> str:
+    from dlverify.report import render
+
+    title = "dlverify bench"
+    if fmt == "table":
+        return summary_table(record) + render(results, fmt, command="bench", title=title)
+    return render(results, fmt, command="bench", title=title, meta={"bench": record})
+
+
+def summary_table(record: dict[str, Any]) -> str:
+    """Per-GPU throughput at a glance, above the judged results."""
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, highlight=False)
+    modes = (record.get("config") or {}).get("modes", ["train", "infer"])
+    t = Table(title="ResNet18 images/s per GPU (median, spread)")
+    t.add_column("GPU")
+    t.add_column("card")
+    for m in modes:
+        t.add_column(f"{m} img/s", justify="right")
+    t.add_column("SM MHz / W / C", justify="right")
+    t.add_column("status")
+    for w in record.get("workers") or []:
+        res = w.get("result") or {}
+        cells = []
+        for m in modes:
+            r = (res.get("modes") or {}).get(m)
+            if not r:
+                cells.append("-")
+            else:
+                flag = "" if (r.get("guard") or {}).get("ok") else " (broken)"
+                cells.append(f"{r['img_s']:,.0f} ±{r.get('spread_pct', 0):.1f}%{flag}")
+        tele = (w.get("telemetry") or {}).get("run") or {}
+
+        def med(k: str, agg: str = "median", tele: dict = tele) -> str:
+            v = tele.get(k)
+            return f"{v[agg]:.0f}" if isinstance(v, dict) else "-"
+
+        status = "ok" if w.get("status") == "ok" else (w.get("failure") or {}).get("kind", "failed")
+        t.add_row(w.get("label", "?"), str(res.get("name") or w.get("name") or "?"), *cells,
+                  f"{med('sm_clock_mhz')} / {med('power_w', 'max')} / {med('temperature_c', 'max')}", status)
+    console.print(t)
+    return buf.getvalue()

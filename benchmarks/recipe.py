@@ -1,0 +1,337 @@
+"""The ResNet18 recipes: the fastest honest training and inference step stock PyTorch gives, and their timing.
+
+Inference: eval model with BN statistics calibrated on the batch, fp16 (or bf16) weights, channels_last,
+cudnn.benchmark, torch.compile with inductor freezing (BN folded into the convolutions). Training: AMP
+(bf16, or fp16 with a GradScaler where the card lacks bf16), channels_last, fused SGD, torch.compile.
+Data is synthetic, made once on the device: no host copies in the timed loop. Compilation and warm-up are
+timed apart from throughput, which is the median over repeated windows timed with CUDA events.
+
+A fast number from a broken step is not a result: training on one fixed batch must lower the loss over
+the run, and inference must give finite outputs that agree with an fp32 eager model.
+
+Imports torch at module level: only the worker process (and tests) import this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torchvision
+
+from dlverify.bench.config import BenchConfig
+
+Progress = Callable[[str, float, float], None]  # (phase, done, total)
+
+LOSS_MIN_DROP = 0.05  # training must lower the fixed batch's loss by at least 5 % over the run
+AGREEMENT_MIN_COSINE = 0.99  # inference logits vs an fp32 eager model, per image
+NUM_CLASSES = 1000
+
+
+class GuardError(RuntimeError):
+    """The correctness guard rejected a step."""
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # "fp32" | "bf16" | "fp16"
+    weights: torch.dtype  # dtype of the weights and the input
+    autocast: torch.dtype | None  # mixed precision for training
+    scaler: bool  # fp16 training needs loss scaling
+
+    def describe(self, mode: str) -> str:
+        if self.name == "fp32":
+            return "fp32 (TF32 off)"
+        if mode == "infer":
+            return f"{self.name} weights"
+        return f"{self.name} autocast" + (" + GradScaler" if self.scaler else "")
+
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(mode: str, precision: str, device: str) -> Precision:
+    """`auto`: fp16 weights for inference, bf16 autocast for training (fp16 if the card lacks bf16);
+    fp32 on the CPU, where reduced precision is slow rather than fast."""
+    if precision == "auto":
+        if device == "cpu":
+            precision = "fp32"
+        elif mode == "infer":
+            precision = "fp16"
+        else:
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp32":
+        return Precision("fp32", torch.float32, None, False)
+    dt = _DTYPES[precision]
+    if mode == "infer":
+        return Precision(precision, dt, None, False)
+    return Precision(precision, torch.float32, dt, precision == "fp16" and device != "cpu")
+
+
+def configure_torch(cfg: BenchConfig) -> None:
+    """Global switches, set once per worker before anything is compiled."""
+    torch.backends.cudnn.benchmark = True
+    if cfg.precision == "fp32":
+        # fp32 means fp32: TF32 would silently turn a forced-fp32 run into a reduced-precision one
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    if cfg.compile:
+        import torch._inductor.config as inductor_config
+
+        # freezing only acts on graphs compiled without grad (the inference one)
+        inductor_config.freezing = bool(cfg.freezing)
+        inductor_config.fx_graph_cache = True
+
+
+@dataclass
+class Workload:
+    """One mode, ready to time: `step()` runs one iteration and returns its loss or output."""
+
+    mode: str
+    batch: int
+    precision: Precision
+    step: Callable[[], torch.Tensor]
+    guard: Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]  # (first, last) -> guard record
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _model(device: torch.device) -> torch.nn.Module:
+    return torchvision.models.resnet18(weights=None, num_classes=NUM_CLASSES).to(device)
+
+
+def _calibrate_bn(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Give eval-mode BN real statistics (those of the synthetic batch), so activations stay in range
+    in fp16 and the outputs mean something; with freshly initialised running stats they can overflow."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(x)
+    model.eval()
+
+
+def build_infer(cfg: BenchConfig, device: torch.device, prec: Precision, batch: int,
+                fault: str | None = None) -> Workload:
+    size = cfg.image_size
+    assert size is not None
+    cl = torch.channels_last
+    gen = torch.Generator(device=device).manual_seed(0)
+    x32 = torch.randn(batch, 3, size, size, device=device, generator=gen).contiguous(memory_format=cl)
+    model = _model(device).to(memory_format=cl)
+    _calibrate_bn(model, x32[: min(batch, 64)])
+    n_ref = min(batch, 16)
+    ref_model = copy.deepcopy(model)  # fp32 eager: the yardstick for the compiled, reduced-precision one
+    ref_x = x32[:n_ref].clone()
+    model = model.to(dtype=prec.weights)
+    x = x32.to(prec.weights)
+    del x32
+    if fault == "nan":
+        x[0, 0, 0, 0] = float("nan")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    fwd: Callable[[torch.Tensor], torch.Tensor] = model
+    if cfg.compile:
+        fwd = torch.compile(model, mode=cfg.compile_mode_infer, dynamic=False)
+
+    # no_grad for the compiled model (how inductor's freezing is exercised upstream), inference_mode eager
+    no_grad = torch.no_grad if cfg.compile else torch.inference_mode
+
+    def step() -> torch.Tensor:
+        with no_grad():
+            return fwd(x)
+
+    def guard(first: torch.Tensor, last: torch.Tensor) -> dict[str, Any]:
+        out = last.float()
+        finite = bool(torch.isfinite(out).all())
+        with torch.inference_mode():
+            ref = ref_model(ref_x).float()
+        cos = torch.nn.functional.cosine_similarity(out[:n_ref], ref, dim=1)
+        cos_min = float(cos.min()) if finite else float("nan")
+        ok = finite and cos_min >= AGREEMENT_MIN_COSINE
+        if not finite:
+            detail = "inference produced non-finite outputs (NaN/Inf)"
+        elif not ok:
+            detail = (f"outputs disagree with an fp32 eager model: min cosine {cos_min:.4f} "
+                      f"< {AGREEMENT_MIN_COSINE}")
+        else:
+            detail = f"outputs finite; agree with fp32 eager (min cosine {cos_min:.4f})"
+        return {"ok": ok, "detail": detail, "finite": finite, "min_cosine": cos_min}
+
+    return Workload("infer", batch, prec, step, guard, {
+        "recipe": (f"eval, {prec.describe('infer')}, channels_last, cudnn.benchmark, "
+                   + (f"torch.compile(mode={cfg.compile_mode_infer!r}"
+                      + (", inductor freezing)" if cfg.freezing else ")") if cfg.compile else "eager")),
+    })
+
+
+def _sgd(params: Any, lr: float, device: torch.device) -> tuple[torch.optim.Optimizer, str]:
+    """Fused SGD where this torch has it for the device, else the foreach implementation."""
+    try:
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, fused=True), "fused"
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True), "foreach"
+
+
+def build_train(cfg: BenchConfig, device: torch.device, prec: Precision, batch: int,
+                fault: str | None = None) -> Workload:
+    size = cfg.image_size
+    assert size is not None
+    cl = torch.channels_last
+    gen = torch.Generator(device=device).manual_seed(1)
+    x = torch.randn(batch, 3, size, size, device=device, generator=gen).contiguous(memory_format=cl)
+    y = torch.randint(0, NUM_CLASSES, (batch,), device=device, generator=gen)
+    if fault == "nan":
+        x[0, 0, 0, 0] = float("nan")
+    model = _model(device).to(memory_format=cl).train()
+    lr = 0.0 if fault == "lr0" else cfg.lr
+    opt, opt_kind = _sgd(model.parameters(), lr, device)
+    crit = torch.nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler(device.type) if prec.scaler else None
+    fwd: Callable[[torch.Tensor], torch.Tensor] = model
+    if cfg.compile:
+        fwd = torch.compile(model, mode=cfg.compile_mode_train, dynamic=False)
+    amp = prec.autocast is not None
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=prec.autocast or torch.float32, enabled=amp):
+            loss = crit(fwd(x), y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        return loss.detach()
+
+    def guard(first: torch.Tensor, last: torch.Tensor) -> dict[str, Any]:
+        l0, l1 = float(first), float(last)
+        finite = math.isfinite(l0) and math.isfinite(l1)
+        ok = finite and l1 <= l0 * (1.0 - LOSS_MIN_DROP)
+        if not finite:
+            detail = f"loss is not finite (first {l0}, last {l1})"
+        elif not ok:
+            detail = (f"loss did not drop on a fixed batch: first {l0:.4f}, last {l1:.4f} "
+                      f"(needs at least {LOSS_MIN_DROP:.0%} lower): the step is not learning")
+        else:
+            detail = f"loss fell from {l0:.4f} to {l1:.4f} on the fixed batch"
+        return {"ok": ok, "detail": detail, "finite": finite, "loss_first": l0, "loss_last": l1}
+
+    return Workload("train", batch, prec, step, guard, {
+        "recipe": (f"train, {prec.describe('train')}, channels_last, cudnn.benchmark, SGD({opt_kind}), "
+                   + (f"torch.compile(mode={cfg.compile_mode_train!r})" if cfg.compile else "eager")),
+        "optimizer": opt_kind,
+    })
+
+
+class _Timer:
+    """Elapsed milliseconds of a window: CUDA events on the GPU (device time), perf_counter on the CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self._a = torch.cuda.Event(enable_timing=True)
+            self._b = torch.cuda.Event(enable_timing=True)
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        if self.cuda:
+            self._a.record()
+        else:
+            self._t0 = time.perf_counter()
+
+    def stop(self) -> float:
+        if self.cuda:
+            self._b.record()
+            self._b.synchronize()
+            return float(self._a.elapsed_time(self._b))
+        return (time.perf_counter() - self._t0) * 1e3
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progress | None = None,
+            slow_s: float = 0.0) -> dict[str, Any]:
+    """Compile (first call), warm up, then time windows until `duration_s` of timed work is done."""
+    def step() -> torch.Tensor:
+        out = w.step()
+        if slow_s:
+            time.sleep(slow_s)  # test hook: a deliberately slow worker
+        return out
+
+    duration = float(cfg.duration_s or 0.0)
+    window_s = float(cfg.window_s or 0.1)
+    report = progress or (lambda *_: None)
+
+    report("compile", 0.0, duration)
+    t = time.perf_counter()
+    first = step()
+    first = first.clone()
+    _sync(device)
+    compile_s = time.perf_counter() - t
+
+    report("warmup", 0.0, duration)
+    t = time.perf_counter()
+    n_warm = 0
+    while n_warm < 3 or (time.perf_counter() - t) < min(window_s, 1.0):
+        step()
+        n_warm += 1
+        _sync(device)
+    warmup_s = time.perf_counter() - t
+    per_iter = warmup_s / n_warm
+    iters = max(1, round(window_s / max(per_iter, 1e-6)))
+
+    timer = _Timer(device)
+    windows_ms: list[float] = []
+    timed_s = 0.0
+    last = first
+    report("timed", 0.0, duration)
+    while timed_s < duration or len(windows_ms) < cfg.min_windows:
+        timer.start()
+        for _ in range(iters):
+            last = step()
+        ms = timer.stop()
+        windows_ms.append(ms)
+        timed_s += ms / 1e3
+        report("timed", min(timed_s, duration), duration)
+    last = last.clone()
+    _sync(device)
+
+    rates = sorted(w.batch * iters / (ms / 1e3) for ms in windows_ms)
+    med = statistics.median(rates)
+    guard = w.guard(first, last)
+    out: dict[str, Any] = {
+        "mode": w.mode,
+        "precision": w.precision.name,
+        "batch_size": w.batch,
+        "image_size": cfg.image_size,
+        "img_s": med,
+        "img_s_min": rates[0],
+        "img_s_max": rates[-1],
+        "spread_pct": 100.0 * (rates[-1] - rates[0]) / med if med else 0.0,
+        "windows": len(rates),
+        "iters_per_window": iters,
+        "iterations": iters * len(rates),
+        "timed_s": timed_s,
+        "compile_s": compile_s,
+        "warmup_s": warmup_s,
+        "warmup_iters": n_warm,
+        "guard": guard,
+        **w.info,
+    }
+    if device.type == "cuda":
+        out["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    report("done", duration, duration)
+    return out

@@ -1,0 +1,168 @@
+"""One benchmark process per GPU: pins itself to its card, runs the modes, reports over a queue.
+
+Started with the `spawn` start method. Only the standard library is imported at module level, so the
+environment (which GPU, where the compile cache lives) is set before torch is first imported.
+Every message is a dict with ``slot`` and ``event``: ``phase``, ``progress``, ``result`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import time
+import traceback
+from typing import Any
+
+MIN_GPU_BATCH = 32  # halving an automatic batch on out-of-memory stops here
+
+
+def _env(slot_info: dict[str, Any], cache_dir: str, device: str) -> None:
+    if device == "cuda":
+        # address the card by UUID (or NVML index in PCI order) so CUDA and NVML mean the same GPU
+        os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot_info.get("uuid") or slot_info["index"])
+    os.makedirs(cache_dir, exist_ok=True)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir)
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(cache_dir, "triton"))
+    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any) -> None:
+    """Entry point of a worker process. Never raises: failures go to the queue as an ``error`` event."""
+    slot = int(slot_info["slot"])
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # own process group: the runner can stop inductor's compile workers with it
+
+    def send(event: str, **kw: Any) -> None:
+        queue.put({"slot": slot, "event": event, "t": time.monotonic(), **kw})
+
+    try:
+        from dlverify.bench.config import BenchConfig
+
+        cfg = BenchConfig.from_dict(cfg_dict).resolved()
+        assert cfg.cache_dir is not None
+        fault = cfg.fault_for(slot)
+        if fault == "crash":
+            os._exit(13)  # test hook: dies without a word, like a segfault in a driver call
+        if fault == "hang":
+            # like a worker wedged in compilation, with a helper process of its own (inductor's pool)
+            import subprocess
+
+            helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            send("phase", mode=cfg.modes[0], phase="setup", helper_pid=helper.pid)
+            while True:  # test hook: a wedged worker; only the runner's timeout ends it
+                time.sleep(3600)
+        if fault == "raise":
+            raise RuntimeError("injected failure (test hook)")
+        _env(slot_info, cfg.cache_dir, cfg.device)
+        result = _run(slot_info, cfg, fault, send)
+        send("result", result=result)
+    except BaseException as exc:
+        kind = "oom" if _is_oom(exc) else "exception"
+        send("error", kind=kind, error=f"{type(exc).__name__}: {exc}"[:2000],
+             traceback=traceback.format_exc()[-4000:])
+    finally:
+        with contextlib.suppress(Exception):
+            queue.close()
+            queue.join_thread()
+
+
+def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    send("phase", mode=cfg.modes[0], phase="import")
+    import torch
+    import torchvision
+
+    from dlverify.bench import recipe
+
+    t_import = time.perf_counter() - t_start
+    if cfg.device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("torch.cuda is not available in the worker")
+        device = torch.device("cuda", 0)
+        torch.cuda.set_device(device)
+        name = torch.cuda.get_device_name(device)
+    else:
+        device = torch.device("cpu")
+        name = platform.processor() or platform.machine() or "cpu"
+    recipe.configure_torch(cfg)
+    t = time.perf_counter()
+    torch.zeros(1, device=device)
+    init_s = time.perf_counter() - t
+
+    modes: dict[str, Any] = {}
+    for mode in cfg.modes:
+        send("phase", mode=mode, phase="setup")
+        modes[mode] = _run_mode(recipe, torch, cfg, mode, device, fault, send)
+
+    return {
+        "device": str(device),
+        "name": name,
+        "software": {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if cfg.device == "cuda" else None,
+            "python": sys.version.split()[0],
+        },
+        "import_s": t_import,
+        "device_init_s": init_s,
+        "wall_s": time.perf_counter() - t_start,
+        "modes": modes,
+    }
+
+
+def _run_mode(recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: str | None,
+              send: Any) -> dict[str, Any]:
+    """Build and time one mode; halve an automatic batch on out-of-memory until it fits."""
+    batch = cfg.train_batch if mode == "train" else cfg.infer_batch
+    first_batch = batch
+    # a GPU that cannot hold a batch of 32 224-px images is broken, not small
+    min_batch = MIN_GPU_BATCH if device.type == "cuda" else 1
+    prec = recipe.resolve_precision(mode, cfg.precision, cfg.device)
+    build = recipe.build_train if mode == "train" else recipe.build_infer
+
+    def progress(phase: str, done: float, total: float) -> None:
+        if phase == "timed" and done > 0:
+            send("progress", mode=mode, done=done, total=total)
+        else:
+            send("phase", mode=mode, phase=phase)
+
+    while True:
+        try:
+            if fault == "oom" and batch == first_batch:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by the test hook)")
+            t = time.perf_counter()
+            w = build(cfg, device, prec, batch, fault)
+            setup_s = time.perf_counter() - t
+            res = recipe.measure(w, cfg, device, progress, slow_s=0.05 if fault == "slow" else 0.0)
+            res["setup_s"] = setup_s
+            if batch != first_batch:
+                res["batch_reduced_from"] = first_batch
+            break
+        except torch.cuda.OutOfMemoryError:
+            if cfg.batch_forced or batch // 2 < min_batch:
+                raise
+        # out of memory (and out of the except block, whose traceback pins the failed attempt's tensors):
+        # free what it held, then try half the batch
+        w = None
+        batch //= 2
+        torch._dynamo.reset()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        send("phase", mode=mode, phase=f"oom: retry at batch {batch}")
+    # drop this mode's compiled graphs (they hold its model and batch); the on-disk cache keeps them
+    w = None
+    torch._dynamo.reset()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    return res

@@ -1,0 +1,104 @@
+"""The real ResNet18 recipe and timing code, run on the CPU with real torch at a tiny size.
+
+The correctness guard must accept a step that learns and reject one that does not (lr=0) or that
+produces NaN: a fast number from a broken step is a failure, not a result.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from dlverify.bench import recipe  # noqa: E402
+from dlverify.bench.config import BenchConfig  # noqa: E402
+from dlverify.bench.worker import _run_mode  # noqa: E402
+
+CPU = torch.device("cpu")
+TINY = BenchConfig(device="cpu", image_size=32, train_batch=2, infer_batch=4, duration_s=0.05,
+                   window_s=0.01, min_windows=3).resolved()
+
+
+def _measure(mode: str, fault: str | None = None) -> dict:
+    torch.manual_seed(0)
+    prec = recipe.resolve_precision(mode, "auto", "cpu")
+    build = recipe.build_train if mode == "train" else recipe.build_infer
+    w = build(TINY, CPU, prec, TINY.train_batch if mode == "train" else TINY.infer_batch, fault)
+    return recipe.measure(w, TINY, CPU)
+
+
+def test_training_step_learns_and_is_timed_in_windows() -> None:
+    r = _measure("train")
+    assert r["guard"]["ok"], r["guard"]
+    assert r["guard"]["loss_last"] < r["guard"]["loss_first"] * (1 - recipe.LOSS_MIN_DROP)
+    assert r["windows"] >= 3 and r["iterations"] == r["windows"] * r["iters_per_window"]
+    assert r["img_s_min"] <= r["img_s"] <= r["img_s_max"] and r["img_s"] > 0
+    assert r["compile_s"] > 0 and r["warmup_iters"] >= 3
+    assert r["precision"] == "fp32" and r["batch_size"] == 2
+    assert r["optimizer"] in ("fused", "foreach")
+
+
+def test_guard_catches_a_step_that_does_not_learn() -> None:
+    r = _measure("train", fault="lr0")
+    assert not r["guard"]["ok"]
+    assert "did not drop" in r["guard"]["detail"]
+    assert r["img_s"] > 0  # it was fast, and still not a result
+
+
+def test_guard_catches_nan_in_training_and_inference() -> None:
+    assert "not finite" in _measure("train", fault="nan")["guard"]["detail"]
+    g = _measure("infer", fault="nan")["guard"]
+    assert not g["ok"] and not g["finite"]
+
+
+def test_inference_outputs_agree_with_fp32_eager() -> None:
+    g = _measure("infer")["guard"]
+    assert g["ok"] and g["finite"] and g["min_cosine"] > recipe.AGREEMENT_MIN_COSINE
+
+
+def test_out_of_memory_halves_an_automatic_batch_but_not_a_forced_one() -> None:
+    events: list[dict] = []
+
+    def send(event: str, **kw: object) -> None:
+        events.append({"event": event, **kw})
+
+    r = _run_mode(recipe, torch, TINY, "infer", CPU, "oom", send)
+    assert r["batch_size"] == TINY.infer_batch // 2 and r["batch_reduced_from"] == TINY.infer_batch
+    assert any("oom: retry" in str(e.get("phase")) for e in events)
+    forced = BenchConfig(**{**TINY.to_dict(), "modes": ("infer",), "batch_forced": True})
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        _run_mode(recipe, torch, forced, "infer", CPU, "oom", send)
+
+
+@pytest.mark.parametrize(("mode", "precision", "device", "name", "weights", "autocast"), [
+    ("infer", "auto", "cpu", "fp32", torch.float32, None),
+    ("infer", "fp16", "cuda", "fp16", torch.float16, None),
+    ("infer", "bf16", "cuda", "bf16", torch.bfloat16, None),
+    ("train", "bf16", "cuda", "bf16", torch.float32, torch.bfloat16),
+    ("train", "fp32", "cuda", "fp32", torch.float32, None),
+])
+def test_precision_resolution(mode, precision, device, name, weights, autocast) -> None:
+    p = recipe.resolve_precision(mode, precision, device)
+    assert (p.name, p.weights, p.autocast) == (name, weights, autocast)
+
+
+def test_fp16_training_uses_a_grad_scaler() -> None:
+    assert recipe.resolve_precision("train", "fp16", "cuda").scaler
+    assert not recipe.resolve_precision("train", "bf16", "cuda").scaler
+
+
+def test_fault_spec_parsing() -> None:
+    cfg = BenchConfig(fault="crash@1;hang@2,3")
+    assert [cfg.fault_for(i) for i in range(4)] == [None, "crash", "hang", "hang"]
+    assert BenchConfig(fault="nan").fault_for(7) == "nan"
+    with pytest.raises(ValueError, match="unknown test fault"):
+        BenchConfig(fault="explode").fault_for(0)
+
+
+def test_out_of_memory_is_classified_for_the_report() -> None:
+    from dlverify.bench.worker import _is_oom
+
+    assert _is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert _is_oom(RuntimeError("CUDA error: out of memory"))
+    assert not _is_oom(RuntimeError("CUDA error: an illegal memory access was encountered"))

@@ -1,0 +1,95 @@
+"""The runner's worker processes (real spawn, real worker code), driven into failure by the test hooks.
+
+A worker that crashes or hangs is reported as a failed result for its GPU; the others still finish.
+The hooks fire before torch is imported, so these runs take seconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dlverify.bench import runner
+from dlverify.bench.config import BenchConfig
+from dlverify.probes.nvml import NvmlInitError
+
+
+def test_crashing_hanging_and_raising_workers_are_each_reported() -> None:
+    slots = runner.cpu_slots("0,1,2")
+    cfg = BenchConfig(device="cpu", fault="crash@0;hang@1;raise@2")
+    events: list[dict] = []
+    t = time.monotonic()
+    recs = runner.run_workers(slots, cfg, timeout_s=4.0, on_event=events.append)
+    took = time.monotonic() - t
+    assert [r["label"] for r in recs] == ["cpu0", "cpu1", "cpu2"]
+    assert all(r["status"] == "failed" for r in recs)
+    crash, hang, err = (r["failure"] for r in recs)
+    assert crash["kind"] == "crash" and "exited with code 13" in crash["error"]
+    assert hang["kind"] == "timeout" and "no result after 4 s" in hang["error"]
+    assert hang["phase"] == "setup"  # where it was stuck, from its last phase event
+    assert err["kind"] == "exception" and "injected failure" in err["error"]
+    assert "Traceback" in err["traceback"]
+    assert took < 4.0 + 2 * runner.KILL_GRACE_S + 10
+    assert {e["slot"] for e in events if e["event"] == "finished"} == {0, 1, 2}
+
+
+def test_sequential_runs_one_worker_at_a_time() -> None:
+    slots = runner.cpu_slots("0,1")
+    events: list[dict] = []
+    recs = runner.run_workers(slots, BenchConfig(device="cpu", fault="raise"), sequential=True,
+                              on_event=events.append)
+    order = [(e["event"], e["slot"]) for e in events if e["event"] in ("started", "finished")]
+    assert order == [("started", 0), ("finished", 0), ("started", 1), ("finished", 1)]
+    assert [r["failure"]["kind"] for r in recs] == ["exception", "exception"]
+
+
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_hung_worker_is_killed_with_its_helper_processes() -> None:
+    helpers: list[int] = []
+
+    def grab(ev: dict) -> None:
+        if ev.get("helper_pid"):
+            helpers.append(ev["helper_pid"])
+
+    slots = runner.cpu_slots("all")
+    recs = runner.run_workers(slots, BenchConfig(device="cpu", fault="hang"), timeout_s=2.0, on_event=grab)
+    assert recs[0]["failure"]["kind"] == "timeout"
+    assert len(helpers) == 1
+    deadline = time.monotonic() + 5
+    while _running(helpers[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(helpers[0]), "the hung worker's helper process survived the kill"
+    import multiprocessing as mp
+
+    assert not [p for p in mp.active_children() if p.name.startswith("dlverify-bench-")]
+
+
+def test_gpu_selection() -> None:
+    assert runner.parse_gpus("all", [0, 1, 2]) == [0, 1, 2]
+    assert runner.parse_gpus("2, 0,2", [0, 1, 2]) == [2, 0]
+    with pytest.raises(runner.GpuSelectionError, match="no GPU 5 on this host"):
+        runner.parse_gpus("5", [0, 1])
+    with pytest.raises(runner.GpuSelectionError, match="not a GPU index"):
+        runner.parse_gpus("gpu0", [0])
+
+
+class _FailingNvml:
+    """Stand-in for dlverify.probes.nvml whose session() fails as on a host without a driver."""
+
+    @staticmethod
+    def session():
+        raise NvmlInitError("NVML library (libnvidia-ml.so.1) not found: the NVIDIA driver is not installed")
+
+
+def test_no_nvml_means_no_gpu() -> None:
+    with pytest.raises(runner.NoGpuError, match="libnvidia-ml"):
+        runner.discover_gpus("all", nvml=_FailingNvml)
