@@ -18,18 +18,51 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pynvml as _real
 
 FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).resolve().parents[1] / "hwspec" / "examples"
 H100 = FIXTURES / "h100-sxm-80gb"
+H200 = FIXTURES / "h200"
 
 
-def load_recording(card: Path = H100) -> dict[str, Any]:
-    return json.loads((card / "nvml_snapshot.json").read_text())
+@dataclass(frozen=True)
+class Card:
+    """One recorded machine, and what a spec for it asks (written here from the recordings, not from the
+    probe): the spec's GPU model and its size as sold, and the example spec in hwspec/examples."""
+
+    label: str  # how messages name it: "H100"
+    folder: Path
+    spec_model: str
+    memory_gb: float
+    example: Path
+
+    @property
+    def id(self) -> str:
+        return self.folder.name
+
+    def software(self) -> dict[str, Any]:
+        return json.loads((self.folder / "software.json").read_text())
+
+    def nvml_name(self) -> str:
+        return load_recording(self.folder)["gpus"][0]["name"]
+
+
+CARDS = {
+    "h100": Card("H100", H100, "NVIDIA H100 80GB SXM", 80, EXAMPLES / "h100-sxm-80gb.yaml"),
+    "h200": Card("H200", H200, "NVIDIA H200", 141, EXAMPLES / "h200.yaml"),
+}
+
+
+def load_recording(card: Path | Card = H100) -> dict[str, Any]:
+    folder = card.folder if isinstance(card, Card) else card
+    return json.loads((folder / "nvml_snapshot.json").read_text())
 
 
 def _raise(name: str) -> None:
@@ -176,11 +209,11 @@ def install(monkeypatch: Any, recording: dict[str, Any] | None = None, init_erro
     return mod
 
 
-# --- the H100 scenario: a spec that machine should pass, and its software side from software.json -----
+# --- the recorded scenarios: a spec each machine should pass, and its software side from software.json ---
 
 
-def h100_spec(**software: Any) -> Any:
-    """A spec the recorded H100 host passes (written here from the recordings, not from the probe)."""
+def spec_for(card: Card, **software: Any) -> Any:
+    """A spec the recorded host passes (written here from the recordings, not from the probe)."""
     from dlverify.hwspec.model import (
         CpuSpec,
         GpuSpec,
@@ -203,21 +236,26 @@ def h100_spec(**software: Any) -> Any:
     return Spec(
         hardware=HardwareSpec(
             cpu=CpuSpec(model="Intel Xeon", cores=16, threads=16, sockets=1),
-            gpus=(GpuSpec(model="NVIDIA H100 80GB SXM", count=1, memory_gb=80),),
+            gpus=(GpuSpec(model=card.spec_model, count=1, memory_gb=card.memory_gb),),
             ram=RamSpec(size_gb=128),
         ),
         software=SoftwareSpec(**sw),
     )
 
 
-def h100_env_record() -> dict[str, Any]:
-    """What the env probe's script would print on the H100 host.
+def h100_spec(**software: Any) -> Any:
+    """A spec the recorded H100 host passes."""
+    return spec_for(CARDS["h100"], **software)
 
-    torch/torchvision/torch.version.cuda/cuDNN are from software.json. cuda_available and device_count are
-    NOT in the recording: they are set to what the recorded ResNet18 run on that one GPU implies (True, 1).
-    NCCL was not recorded: it is left unavailable, saying so.
+
+def env_record_for(card: Card) -> dict[str, Any]:
+    """What the env probe's script would print on the recorded host.
+
+    torch/torchvision/torch.version.cuda/cuDNN are from software.json, the device name from the NVML
+    recording. cuda_available and device_count are NOT in the recordings: they are set to what the recorded
+    ResNet18 run on that one GPU implies (True, 1). NCCL was not recorded: it is left unavailable, saying so.
     """
-    sw = json.loads((H100 / "software.json").read_text())
+    sw = card.software()
     return {
         "python_version": "3.12.3",
         "executable": "/opt/dl/bin/python3",
@@ -226,31 +264,65 @@ def h100_env_record() -> dict[str, Any]:
         "torch_cudnn": sw["cudnn"],
         "cuda_available": True,
         "device_count": 1,
-        "device_names": ["NVIDIA H100 80GB HBM3"],
-        "nccl": {"unavailable": "not in the H100 recording"},
+        "device_names": [card.nvml_name()],
+        "nccl": {"unavailable": f"not in the {card.label} recording"},
         "torchvision": sw["torchvision"],
     }
 
 
-def make_fake_root(root: Path, env_record: dict[str, Any] | None = None) -> Path:
-    """A filesystem root with the recorded nvcc and a STAND-IN interpreter at /opt/dl/bin/python3 that
-    prints ``env_record`` as the real probe script would (it ignores its arguments)."""
-    sw = json.loads((H100 / "software.json").read_text())
-    nvcc = root / "usr/local/cuda-13.0/bin/nvcc"
+def h100_env_record() -> dict[str, Any]:
+    """What the env probe's script would print on the H100 host (see :func:`env_record_for`)."""
+    return env_record_for(CARDS["h100"])
+
+
+def make_fake_root(root: Path, env_record: dict[str, Any] | None = None, card: Card | None = None) -> Path:
+    """A filesystem root with the card's recorded nvcc and os-release and a STAND-IN interpreter at
+    /opt/dl/bin/python3 that prints ``env_record`` as the real probe script would (it ignores its
+    arguments)."""
+    card = card or CARDS["h100"]
+    sw = card.software()
+    release = re.search(r"release (\d+\.\d+)", sw["nvcc"])
+    assert release, sw["nvcc"]
+    cuda_dir = f"cuda-{release.group(1)}"
+    nvcc = root / "usr/local" / cuda_dir / "bin/nvcc"
     nvcc.parent.mkdir(parents=True)
     nvcc.write_text("#!/bin/sh\ncat <<'EOF'\n" + sw["nvcc"] + "EOF\n")
     nvcc.chmod(0o755)
-    (root / "usr/local/cuda").symlink_to("cuda-13.0")
+    (root / "usr/local/cuda").symlink_to(cuda_dir)
     (root / "etc").mkdir()
     (root / "etc/os-release").write_text(sw["os_release"])
     py = root / "opt/dl/bin/python3"
     py.parent.mkdir(parents=True)
-    doc = json.dumps(h100_env_record() if env_record is None else env_record)
+    doc = json.dumps(env_record_for(card) if env_record is None else env_record)
     py.write_text(
         "#!/bin/sh\n# dlverify test stand-in for an env interpreter\ncat <<'EOF'\n" + doc + "\nEOF\n"
     )
     py.chmod(0o755)
     return root
+
+
+def take_snapshot(
+    monkeypatch: Any,
+    tmp_path: Path,
+    card: Card,
+    *,
+    recording: dict[str, Any] | None = None,
+    env_record: dict[str, Any] | None = None,
+    spec: Any = None,
+) -> dict[str, Any]:
+    """Run the real snapshot code (NVML replay of ``card`` + software probe on a fake root) and round-trip
+    it to JSON. ``recording`` replaces the card's NVML recording (a changed copy of it, for faults)."""
+    import dataclasses
+
+    from dlverify import snapshot
+
+    install(monkeypatch, load_recording(card) if recording is None else recording)
+    root = make_fake_root(tmp_path / "root", env_record, card)
+    spec = spec or spec_for(card)
+    env = dataclasses.replace(spec.software.python_env, prefix=str(root / "opt/dl"))
+    spec = dataclasses.replace(spec, software=dataclasses.replace(spec.software, python_env=env))
+    snap = snapshot.take(spec, only=("gpu", "software"), root=str(root))
+    return json.loads(snapshot.dumps(snap))
 
 
 def h100_snapshot(
@@ -261,15 +333,7 @@ def h100_snapshot(
     env_record: dict[str, Any] | None = None,
     spec: Any = None,
 ) -> dict[str, Any]:
-    """Run the real snapshot code (NVML replay + software probe on a fake root) and round-trip it to JSON."""
-    import dataclasses
-
-    from dlverify import snapshot
-
-    install(monkeypatch, recording)
-    root = make_fake_root(tmp_path / "root", env_record)
-    spec = spec or h100_spec()
-    env = dataclasses.replace(spec.software.python_env, prefix=str(root / "opt/dl"))
-    spec = dataclasses.replace(spec, software=dataclasses.replace(spec.software, python_env=env))
-    snap = snapshot.take(spec, only=("gpu", "software"), root=str(root))
-    return json.loads(snapshot.dumps(snap))
+    """:func:`take_snapshot` of the recorded H100."""
+    return take_snapshot(
+        monkeypatch, tmp_path, CARDS["h100"], recording=recording, env_record=env_record, spec=spec
+    )

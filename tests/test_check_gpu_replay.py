@@ -1,15 +1,18 @@
-"""Real probe + checks on the recorded H100 (NVML replay): its spec passes, each fault fails its check."""
+"""Real probe + checks on the recorded H100 and H200 (NVML replay): each card passes its own spec, fails the
+other's, and each fault fails its check."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from typing import Any
 
 import nvml_replay
 import pytest
 
 from dlverify.checks import run_checks
+from dlverify.cli import main
 from dlverify.hwspec.model import GpuSpec
 from dlverify.results import Status
 
@@ -18,28 +21,48 @@ def _by_id(results: list[Any], group: str | None = None) -> dict[str, Any]:
     return {r.id: r for r in results if group is None or r.group == group}
 
 
+H100 = nvml_replay.CARDS["h100"]
+# what each recording must show, computed by hand from nvml_snapshot.json (memory.total / 2**30)
+OBSERVED = {
+    "h100-sxm-80gb": {"gpu.model": "NVIDIA H100 80GB HBM3", "gpu.memory": "79.6 GiB"},
+    "h200": {"gpu.model": "NVIDIA H200", "gpu.memory": "140.4 GiB"},
+}
+
+
+@pytest.fixture(params=sorted(nvml_replay.CARDS))
+def card(request: Any) -> nvml_replay.Card:
+    return nvml_replay.CARDS[request.param]
+
+
 def _gpu_results(
     monkeypatch: Any,
     tmp_path: Any,
     recording: dict | None = None,
     spec: Any = None,
     env_record: dict | None = None,
+    card: nvml_replay.Card = H100,
 ) -> list[Any]:
-    spec = spec or nvml_replay.h100_spec()
-    snap = nvml_replay.h100_snapshot(
-        monkeypatch, tmp_path, recording=recording, spec=spec, env_record=env_record
+    spec = spec or nvml_replay.spec_for(card)
+    snap = nvml_replay.take_snapshot(
+        monkeypatch, tmp_path, card, recording=recording, spec=spec, env_record=env_record
     )
     return run_checks(spec, snap, only=("gpu", "software"))
 
 
-def _rec(**gpu_changes: Any) -> dict:
-    rec = copy.deepcopy(nvml_replay.load_recording())
+def _rec(card: nvml_replay.Card = H100, **gpu_changes: Any) -> dict:
+    rec = copy.deepcopy(nvml_replay.load_recording(card))
     rec["gpus"][0].update(gpu_changes)
     return rec
 
 
-def test_recorded_h100_passes_every_gpu_check(monkeypatch, tmp_path) -> None:
-    results = _gpu_results(monkeypatch, tmp_path)
+def test_the_two_recordings_are_two_different_cards() -> None:
+    # guards the fixtures: a copy of one recording under the other's name would make every test below moot
+    names = {c.id: c.nvml_name() for c in nvml_replay.CARDS.values()}
+    assert names == {"h100-sxm-80gb": "NVIDIA H100 80GB HBM3", "h200": "NVIDIA H200"}
+
+
+def test_each_recorded_card_passes_every_gpu_check(monkeypatch, tmp_path, card) -> None:
+    results = _gpu_results(monkeypatch, tmp_path, card=card)
     gpu = [r for r in results if r.group in ("gpu", "gpu0")]
     assert not [r for r in gpu if r.status in (Status.FAIL, Status.WARN)], [
         (r.id, r.detail) for r in gpu if r.status in (Status.FAIL, Status.WARN)
@@ -73,8 +96,8 @@ def test_recorded_h100_passes_every_gpu_check(monkeypatch, tmp_path) -> None:
     assert ids["gpu.retired_pages.pending"].status is Status.SKIP
     assert "not supported" in ids["gpu.retired_pages.pending"].detail
     assert ids["gpu.xid"].status is Status.SKIP  # no kernel log in the recording
-    assert ids["gpu.model"].observed == "NVIDIA H100 80GB HBM3"
-    assert ids["gpu.memory"].observed == "79.6 GiB"
+    assert ids["gpu.model"].observed == OBSERVED[card.id]["gpu.model"]
+    assert ids["gpu.memory"].observed == OBSERVED[card.id]["gpu.memory"]
     # idle gen downclock is not in play here (gen 5 at idle), the reason list shows only gpu_idle
     assert ids["gpu.clocks_event_reasons"].observed == "gpu_idle"
     sw = _by_id(results, "software")
@@ -108,25 +131,23 @@ def test_recorded_h100_passes_every_gpu_check(monkeypatch, tmp_path) -> None:
         ("exclusive compute", {"compute_mode": 3}, {}, "gpu.compute_mode"),
         ("wrong driver", {}, {"nvidia_driver": "535.54.03"}, "gpu.driver"),
         ("wrong driver branch", {}, {"nvidia_driver": "570"}, "gpu.driver"),
-        # the H100 the spec asks for is then missing too
+        # the card the spec asks for is then missing too
         ("another card", {"name": "NVIDIA A100-SXM4-80GB"}, {}, ("gpu.model", "gpu.count")),
     ],
 )
 def test_each_fault_fails_its_check(
-    monkeypatch, tmp_path, label, recording_changes, spec_changes, failing_id
+    monkeypatch, tmp_path, card, label, recording_changes, spec_changes, failing_id
 ) -> None:
-    spec = nvml_replay.h100_spec()
+    spec = nvml_replay.spec_for(card)
+    spec_changes = dict(spec_changes)
     if "gpus" in spec_changes:
-        spec = dataclasses.replace(
-            spec,
-            hardware=dataclasses.replace(
-                spec.hardware,
-                gpus=(GpuSpec(model="NVIDIA H100 80GB SXM", count=spec_changes.pop("gpus"), memory_gb=80),),
-            ),
-        )
+        gs = GpuSpec(model=card.spec_model, count=spec_changes.pop("gpus"), memory_gb=card.memory_gb)
+        spec = dataclasses.replace(spec, hardware=dataclasses.replace(spec.hardware, gpus=(gs,)))
     if spec_changes:
         spec = dataclasses.replace(spec, software=dataclasses.replace(spec.software, **spec_changes))
-    results = _gpu_results(monkeypatch, tmp_path, recording=_rec(**recording_changes), spec=spec)
+    results = _gpu_results(
+        monkeypatch, tmp_path, recording=_rec(card, **recording_changes), spec=spec, card=card
+    )
     failed = {r.id for r in results if r.status is Status.FAIL and r.group != "software"}
     want = {failing_id} if isinstance(failing_id, str) else set(failing_id)
     # the fault is pinned on the right check: nothing else in the GPU groups fails because of it
@@ -151,8 +172,9 @@ def test_lifetime_ecc_errors_warn(monkeypatch, tmp_path) -> None:
     assert ids["gpu.ecc.aggregate_uncorrected"].status is Status.WARN
 
 
-def test_power_capped_below_default_warns(monkeypatch, tmp_path) -> None:
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(power_limit_mw=400000)))
+def test_power_capped_below_default_warns(monkeypatch, tmp_path, card) -> None:
+    # both cards' default limit is 700 W
+    ids = _by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(card, power_limit_mw=400000), card=card))
     assert ids["gpu.power_limit"].status is Status.WARN
     assert "57%" in ids["gpu.power_limit"].detail
 
@@ -239,3 +261,51 @@ def test_no_gpus_fails_the_count(monkeypatch) -> None:
     assert snap["nvml"]["gpu_count"] == 0
     assert ids["gpu.count"].status is Status.FAIL
     assert ids["gpu.count"].observed == "none"
+
+
+# --- through the CLI: each recording as a snapshot file, judged offline with the example specs ---------
+
+
+def _cli_check(monkeypatch, tmp_path, capsys, recorded: nvml_replay.Card, spec_of: nvml_replay.Card) -> Any:
+    from dlverify.hwspec.loader import load_spec
+
+    snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, recorded, spec=load_spec(spec_of.example))
+    f = tmp_path / f"{recorded.id}.json"
+    f.write_text(json.dumps(snap))
+    rc = main(["check", str(spec_of.example), "--snapshot", str(f), "--only", "gpu", "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == rc
+    return rc, {r["id"]: r for r in doc["results"]}
+
+
+def test_each_card_passes_its_example_spec_through_the_cli(monkeypatch, tmp_path, capsys, card) -> None:
+    rc, ids = _cli_check(monkeypatch, tmp_path, capsys, card, card)
+    bad = [r for r in ids.values() if r["status"] in ("fail", "warn")]
+    assert rc == 0 and not bad, bad
+    for cid in ("gpu.count", "gpu.model", "gpu.memory", "gpu.pcie.gen", "gpu.pcie.width", "gpu.ecc.mode"):
+        assert ids[cid]["status"] == "pass", ids[cid]
+    assert ids["gpu.model"]["observed"] == OBSERVED[card.id]["gpu.model"]
+    assert ids["gpu.memory"]["observed"] == OBSERVED[card.id]["gpu.memory"]
+    # the example says `nvlink: false`: judged as not expected, not passed
+    assert ids["gpu.nvlink"]["status"] == "skip"
+
+
+@pytest.mark.parametrize(("recorded", "spec_of"), [("h200", "h100"), ("h100", "h200")])
+def test_a_card_judged_against_the_other_cards_spec_fails(
+    monkeypatch, tmp_path, capsys, recorded, spec_of
+) -> None:
+    rc, ids = _cli_check(
+        monkeypatch, tmp_path, capsys, nvml_replay.CARDS[recorded], nvml_replay.CARDS[spec_of]
+    )
+    assert rc == 1
+    failed = {cid for cid, r in ids.items() if r["status"] == "fail"}
+    assert failed == {"gpu.model", "gpu.count"}, failed
+    assert ids["gpu.model"]["observed"] == OBSERVED[nvml_replay.CARDS[recorded].id]["gpu.model"]
+    assert ids["gpu.model"]["detail"] == "matches no GPU model of the spec"
+    assert "missing" in ids["gpu.count"]["detail"]
+    # nothing that judges the card against the spec's model passes silently: its memory is not compared
+    # with the other card's size (skipped, saying so), and every skip says why
+    assert ids["gpu.memory"]["status"] == "skip", ids["gpu.memory"]
+    assert "matches no model of the spec" in ids["gpu.memory"]["detail"]
+    assert ids["gpu.memory"]["observed"] == OBSERVED[nvml_replay.CARDS[recorded].id]["gpu.memory"]
+    assert all(r["detail"] for r in ids.values() if r["status"] == "skip"), ids

@@ -250,7 +250,9 @@ def _card(spec: Spec, g: dict[str, Any], j: Judge) -> None:
         j.skip(
             "gpu.memory",
             "memory",
-            "the spec gives no memory size for this model",
+            "not compared: this GPU matches no model of the spec (see gpu.model)"
+            if gs is None
+            else "the spec gives no memory size for this model",
             gib(mem) if isinstance(mem, int) else None,
         )
     elif missing(mem):
