@@ -1,0 +1,377 @@
+"""Tests of the offline mirror builder (tools/harness/mirror.py) and its stand-ins.
+
+The end-to-end build uses small wheels made here (same member paths as NVIDIA's) so that it needs no
+download; it still runs the real dpkg-deb, dpkg-scanpackages and gpg, and checks the result with gpgv,
+the way apt does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MIRROR_PY = REPO / "tools" / "harness" / "mirror.py"
+
+
+def load_mirror():
+    spec = importlib.util.spec_from_file_location("dlv_harness_mirror", MIRROR_PY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+mirror = load_mirror()
+
+needs_debian_tools = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("dpkg-deb", "dpkg-scanpackages", "gpg", "gpgv")),
+    reason="needs dpkg-dev, gnupg and gpgv (apt-get install dpkg-dev gnupg)",
+)
+
+EXPECTED_PACKAGES = {
+    "cuda-keyring": "1.1-1",
+    "nvidia-driver-535": "535.54.03-0ubuntu1",
+    "nvidia-driver-535-open": "535.54.03-0ubuntu1",
+    "nvidia-dkms-535": "535.54.03-0ubuntu1",
+    "nvidia-dkms-535-open": "535.54.03-0ubuntu1",
+    "nvidia-utils-535": "535.54.03-0ubuntu1",
+    "libnvidia-compute-535": "535.54.03-0ubuntu1",
+    "nvidia-fabricmanager-535": "535.54.03-0ubuntu1",
+    "cuda-toolkit-12-1": "12.1.1-1",
+    "libcudnn8": "8.9.2.26-1+cuda12.1",
+    "libcudnn8-dev": "8.9.2.26-1+cuda12.1",
+}
+
+FAKE_PTXAS = b"""#!/bin/sh
+echo "ptxas: NVIDIA (R) Ptx optimizing assembler"
+echo "Copyright (c) 2005-2023 NVIDIA Corporation"
+echo "Cuda compilation tools, release 12.1, V12.1.105"
+"""
+FAKE_CUDNN_VERSION_H = b"#define CUDNN_MAJOR 8\n#define CUDNN_MINOR 9\n#define CUDNN_PATCHLEVEL 2\n"
+
+
+def make_wheel(path: Path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.fixture
+def fake_cache(tmp_path, monkeypatch):
+    """A harness cache whose wheel dir already holds look-alikes of NVIDIA's three wheels."""
+    cache = tmp_path / "cache"
+    wheels = cache / "wheels"
+    wheels.mkdir(parents=True)
+    tag = "py3-none-manylinux1_x86_64.whl"
+    make_wheel(
+        wheels / f"nvidia_cuda_nvcc_cu12-12.1.105-{tag}",
+        {
+            "nvidia/__init__.py": b"",
+            "nvidia/cuda_nvcc/bin/ptxas": FAKE_PTXAS,
+            "nvidia/cuda_nvcc/include/crt/host_config.h": b"/* crt */\n",
+            "nvidia/cuda_nvcc/nvvm/lib64/libnvvm.so": b"not needed",
+        },
+    )
+    make_wheel(
+        wheels / f"nvidia_cuda_runtime_cu12-12.1.105-{tag}",
+        {
+            "nvidia/cuda_runtime/lib/libcudart.so.12": b"\x7fELF cudart",
+            "nvidia/cuda_runtime/include/cuda_runtime.h": b"/* cuda_runtime */\n",
+        },
+    )
+    make_wheel(
+        wheels / f"nvidia_cudnn_cu12-8.9.2.26-{tag}",
+        {
+            "nvidia/cudnn/lib/libcudnn.so.8": b"\x7fELF cudnn",
+            "nvidia/cudnn/lib/libcudnn_cnn_infer.so.8": b"big and not needed",
+            "nvidia/cudnn/include/cudnn.h": b'#include "cudnn_version.h"\n',
+            "nvidia/cudnn/include/cudnn_version.h": FAKE_CUDNN_VERSION_H,
+            "nvidia/cudnn/include/cudnn_version_v8.h": FAKE_CUDNN_VERSION_H,
+        },
+    )
+    monkeypatch.setenv("DLV_HARNESS_CACHE", str(cache))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("DLV_MIRROR_PORT", str(sock.getsockname()[1]))
+    return cache
+
+
+def parse_packages(text: str) -> list[dict[str, str]]:
+    stanzas = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in block.splitlines():
+            if line.startswith(" ") and key:
+                fields[key] += "\n" + line
+            else:
+                key, _, value = line.partition(": ")
+                fields[key] = value
+        stanzas.append(fields)
+    return stanzas
+
+
+# --- pure parts -------------------------------------------------------------------------------------------
+
+
+def test_control_labels_the_package_as_a_stand_in():
+    spec = mirror.DebSpec(
+        "nvidia-utils-535",
+        "535.54.03-0ubuntu1",
+        "NVIDIA driver support binaries",
+        depends=["a (= 1)", "b"],
+        details="line one\n\nline three",
+    )
+    control = spec.control(12)
+    assert "Package: nvidia-utils-535\n" in control
+    assert "Depends: a (= 1), b\n" in control
+    assert "Description: NVIDIA driver support binaries (STAND-IN)\n" in control
+    assert " STAND-IN built by the dlverify test harness, not NVIDIA's package.\n" in control
+    # an empty description line must be " ." or dpkg rejects the control file
+    assert "\n .\n line three\n" in control
+    assert control.endswith("\n")
+
+
+def test_release_lists_the_true_hashes_and_sizes(tmp_path):
+    (tmp_path / "Packages").write_bytes(b"Package: x\n")
+    (tmp_path / "Packages.gz").write_bytes(gzip.compress(b"Package: x\n"))
+    text = mirror.release_text(tmp_path, ["Packages", "Packages.gz"], date=0)
+    assert "Date: Thu, 01 Jan 1970 00:00:00 GMT" in text
+    sha_section = text.split("SHA256:\n", 1)[1]
+    for name in ("Packages", "Packages.gz"):
+        data = (tmp_path / name).read_bytes()
+        assert re.search(
+            rf"^ {hashlib.sha256(data).hexdigest()} +{len(data)} {re.escape(name)}$", sha_section, re.M
+        )
+
+
+def test_pip_index_is_pep503(tmp_path):
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    (wheels / "Foo_Bar-1.0-py3-none-any.whl").write_bytes(b"one")
+    (wheels / "foo.bar-2.0-py3-none-any.whl").write_bytes(b"two")
+    (wheels / "torch-2.1.0-cp310-cp310-linux_x86_64.whl").write_bytes(b"three")
+    assert mirror.write_pip_index(wheels, tmp_path / "simple") == 2
+    page = (tmp_path / "simple" / "foo-bar" / "index.html").read_text()
+    assert f'href="Foo_Bar-1.0-py3-none-any.whl#sha256={hashlib.sha256(b"one").hexdigest()}"' in page
+    assert "foo.bar-2.0-py3-none-any.whl" in page
+    assert (tmp_path / "simple" / "foo-bar" / "Foo_Bar-1.0-py3-none-any.whl").read_bytes() == b"one"
+    assert 'href="torch/"' in (tmp_path / "simple" / "index.html").read_text()
+
+
+def test_bad_port_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("DLV_MIRROR_PORT", "http")
+    assert mirror.main(["status"]) == 1
+    assert "DLV_MIRROR_PORT='http' is not a TCP port number" in capsys.readouterr().err
+
+
+def test_env_before_build_says_what_to_do(fake_cache, capsys):
+    assert mirror.main(["env"]) == 1
+    assert "run `mirror.py build` first" in capsys.readouterr().err
+
+
+# --- the real build -----------------------------------------------------------------------------------------
+
+
+@needs_debian_tools
+def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, capsys):
+    assert mirror.main(["build"]) == 0
+    www = fake_cache / "mirror" / "www"
+    keyring = www / "keys" / "dlv-mirror.gpg"
+    assert (www / "keys" / "dlv-mirror.asc").read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+    for distro in ("ubuntu2204", "debian12"):
+        repo = www / "cuda" / "repos" / distro / "x86_64"
+        # the signatures verify against the published key, as apt's signed-by does
+        for args in (["InRelease"], ["Release.gpg", "Release"]):
+            done = subprocess.run(
+                ["gpgv", "--keyring", str(keyring), *args],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+        # Release vouches for the Packages file apt will read
+        release = (repo / "Release").read_text()
+        packages_bytes = (repo / "Packages").read_bytes()
+        assert f" {hashlib.sha256(packages_bytes).hexdigest()} " in release
+        assert gzip.decompress((repo / "Packages.gz").read_bytes()) == packages_bytes
+
+        stanzas = {s["Package"]: s for s in parse_packages(packages_bytes.decode())}
+        assert {name: s["Version"] for name, s in stanzas.items()} == EXPECTED_PACKAGES
+        for stanza in stanzas.values():
+            assert (
+                "STAND-IN built by the dlverify test harness, not NVIDIA's package." in stanza["Description"]
+            )
+            assert (repo / stanza["Filename"]).is_file()
+        assert stanzas["cuda-keyring"]["Architecture"] == "all"
+        assert stanzas["libcudnn8-dev"]["Depends"] == "libcudnn8 (= 8.9.2.26-1+cuda12.1)"
+
+    # the harness's own test packages: both versions, signed the same way, not labelled as stand-ins
+    harness = www / "harness"
+    assert (
+        subprocess.run(["gpgv", "--keyring", str(keyring), "InRelease"], cwd=harness, check=False).returncode
+        == 0
+    )
+    assert "Origin: dlverify-harness\n" in (harness / "Release").read_text()
+    stanzas = parse_packages((harness / "Packages").read_text())
+    assert sorted((s["Package"], s["Version"]) for s in stanzas) == [
+        (name, version)
+        for name in ("dlv-holdtest", "dlv-test-free", "dlv-test-pinned")
+        for version in ("1.0", "2.0")
+    ]
+    assert not any("STAND-IN" in s["Description"] for s in stanzas)
+
+    repo = www / "cuda" / "repos" / "debian12" / "x86_64"
+    # cuda-keyring ships exactly the key the repo is signed with
+    root = tmp_path / "keyring-pkg"
+    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("cuda-keyring_*.deb"))), str(root)], check=True)
+    assert (root / "usr/share/keyrings/cuda-archive-keyring.gpg").read_bytes() == keyring.read_bytes()
+
+    # the toolkit carries the wheel's files, and the stand-in nvcc reports ptxas's release
+    root = tmp_path / "toolkit"
+    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("cuda-toolkit-12-1_*.deb"))), str(root)], check=True)
+    cuda = root / "usr/local/cuda-12.1"
+    assert (cuda / "lib64/libcudart.so.12.1.105").read_bytes() == b"\x7fELF cudart"
+    assert os.readlink(cuda / "lib64/libcudart.so.12") == "libcudart.so.12.1.105"
+    assert (cuda / "include/cuda_runtime.h").is_file() and (cuda / "include/crt/host_config.h").is_file()
+    assert not list(root.rglob("libnvvm.so")), "only the needed files are taken from the wheels"
+    version = subprocess.run(
+        [str(cuda / "bin/nvcc"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert version.stdout.splitlines()[0].startswith("nvcc: STAND-IN")
+    assert "Cuda compilation tools, release 12.1, V12.1.105" in version.stdout
+    assert subprocess.run([str(cuda / "bin/nvcc"), "x.cu"], capture_output=True, check=False).returncode == 1
+    assert json.loads((cuda / "version.json").read_text())["cuda"]["version"] == "12.1.1"
+
+    root = tmp_path / "cudnn-dev"
+    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("libcudnn8-dev_*.deb"))), str(root)], check=True)
+    assert (root / "usr/include/cudnn_version.h").read_bytes() == FAKE_CUDNN_VERSION_H
+    assert not (root / "usr/include/cudnn_version_v8.h").exists()
+
+    # a second build with the same inputs changes nothing; --force keeps the key
+    capsys.readouterr()
+    fingerprint = mirror.Gpg(fake_cache / "mirror" / "gnupg").fingerprint()
+    assert mirror.main(["build"]) == 0
+    assert "is up to date" in capsys.readouterr().out
+    assert mirror.main(["build", "--force"]) == 0
+    assert mirror.Gpg(fake_cache / "mirror" / "gnupg").fingerprint() == fingerprint
+
+    # env prints the contract's exports, with the installer's real sha256
+    capsys.readouterr()
+    assert mirror.main(["env"]) == 0
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines()
+    )
+    port = os.environ["DLV_MIRROR_PORT"]
+    assert exports["DLV_MIRROR_URL"] == f"http://127.0.0.1:{port}"
+    assert exports["DLV_MIRROR_CUDA_REPO"] == f"'http://127.0.0.1:{port}/cuda/repos/{{distro}}/x86_64/'"
+    assert exports["DLV_MIRROR_KEY_URL"].endswith("/keys/dlv-mirror.asc")
+    installer = www / "miniconda" / "Miniconda3-py310_23.5.2-0-Linux-x86_64.sh"
+    assert exports["DLV_MINICONDA_URL"].endswith("/miniconda/" + installer.name)
+    assert exports["DLV_MINICONDA_SHA256"] == hashlib.sha256(installer.read_bytes()).hexdigest()
+    assert exports["DLV_PIP_INDEX_URL"] == "''"
+    assert exports["DLV_MIRROR_HARNESS_REPO"] == f"http://127.0.0.1:{port}/harness/"
+
+    # serve, fetch over HTTP; two runners share the server and the last one stops it
+    other_runner = subprocess.Popen(["sleep", "120"])
+    try:
+        assert mirror.main(["serve", "--user", str(os.getpid())]) == 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/keys/dlv-mirror.asc", timeout=5) as resp:
+            assert resp.read() == (www / "keys" / "dlv-mirror.asc").read_bytes()
+        server = mirror.serving_pid()
+        assert mirror.main(["serve", "--user", str(other_runner.pid)]) == 0
+        assert mirror.serving_pid() == server  # no second server
+        capsys.readouterr()
+        assert mirror.main(["build", "--force"]) == 1  # no swapping the tree under a running test
+        assert "in use by runner(s)" in capsys.readouterr().err
+        assert mirror.main(["stop", "--user", str(os.getpid())]) == 0
+        assert mirror.serving_pid() == server  # the other runner still uses it
+        other_runner.kill()
+        other_runner.wait()
+        assert mirror.main(["stop", "--user", str(os.getpid())]) == 0  # its claim died with it
+        assert mirror.serving_pid() is None
+    finally:
+        other_runner.kill()
+        mirror.main(["stop"])
+    assert mirror.serving_pid() is None
+
+
+# --- the Miniconda and conda stand-ins ---------------------------------------------------------------
+
+
+def test_miniconda_installer_and_conda_stand_in(tmp_path):
+    installer = tmp_path / "Miniconda3.sh"
+    installer.write_bytes(mirror.miniconda_installer())
+    head = installer.read_text().splitlines()[1]
+    assert "STAND-IN Miniconda3 installer" in head
+    prefix = tmp_path / "mc"
+
+    def sh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(args), capture_output=True, text=True, check=False)
+
+    assert sh("bash", str(installer), "-b", "-p", str(prefix)).returncode == 0
+    again = sh("bash", str(installer), "-b", "-p", str(prefix))
+    assert again.returncode == 1 and "use the -u option" in again.stderr
+    assert sh("bash", str(installer), "-b", "-u", "-p", str(prefix)).returncode == 0
+    assert sh("bash", str(installer), "-p", str(tmp_path / "other")).returncode == 2  # batch mode only
+
+    conda = str(prefix / "bin" / "conda")
+    version = sh(conda, "--version")
+    assert version.returncode == 0 and version.stdout.strip() == "conda 23.5.2"
+    assert "STAND-IN" in version.stderr
+
+    assert sh(conda, "config", "--set", "auto_activate_base", "false").returncode == 0
+    created = sh(conda, "create", "-y", "-n", "dl", "python=3.10", "pip", "-c", "conda-forge")
+    assert created.returncode == 0, created.stderr
+    env = prefix / "envs" / "dl"
+    assert (env / "conda-meta").is_dir()
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert ("WARNING" in created.stderr) == (host != "3.10")
+
+    envs = json.loads(sh(conda, "env", "list", "--json").stdout)["envs"]
+    assert envs == [str(prefix), str(env)]
+    info = json.loads(sh(conda, "info", "--json").stdout)
+    assert info["conda_version"] == "23.5.2" and info["root_prefix"] == str(prefix)
+    assert info["envs_dirs"] == [str(prefix / "envs")] and "STAND-IN" in info["dlverify_stand_in"]
+
+    ran = sh(conda, "run", "-n", "dl", "python", "-c", "import sys; print(sys.prefix)")
+    assert ran.returncode == 0 and ran.stdout.strip() == str(env)
+    listed = json.loads(sh(conda, "list", "-n", "dl", "--json").stdout)
+    assert "pip" in {p["name"] for p in listed}
+
+    for args in (
+        ["install", "-y", "-n", "dl", "pytorch"],
+        ["create", "-y", "-n", "x", "python=3.10", "pytorch"],
+    ):
+        refused = sh(conda, *args)
+        assert refused.returncode == 1
+        assert "stand-in conda cannot fetch packages from channels" in refused.stderr
+    assert not (prefix / "envs" / "x").exists()
+
+    env_file = tmp_path / "env.yml"
+    env_file.write_text("name: fromfile\nchannels: [pytorch]\ndependencies:\n  - python=3.10\n  - pytorch\n")
+    refused = sh(conda, "env", "create", "-f", str(env_file))
+    assert refused.returncode == 1 and "cannot fetch" in refused.stderr
+    env_file.write_text("name: fromfile\ndependencies:\n  - python=3.10\n  - pip\n")
+    assert sh(conda, "env", "create", "-f", str(env_file)).returncode == 0
+    assert (prefix / "envs" / "fromfile" / "bin" / "python").exists()
+
+    assert sh(conda, "env", "remove", "-n", "fromfile").returncode == 0
+    assert not (prefix / "envs" / "fromfile").exists()
+    assert sh(conda, "frobnicate").returncode == 2

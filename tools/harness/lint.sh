@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Lint the repo's Ansible content: yamllint (strict: warnings fail) and ansible-lint --profile production.
+#
+# Usage: tools/harness/lint.sh [PATH...]
+#   default: roles/ playbooks/ site.yml inventory/ molecule/ .config/molecule/ requirements.yml
+# Exit:  0 both clean, 1 a linter found problems, 2 a linter is not installed.
+set -uo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV=${DLV_VENV:-$REPO_ROOT/.venv}
+cd "$REPO_ROOT" || exit 2
+
+if ! command -v ansible-lint >/dev/null || ! command -v yamllint >/dev/null; then
+  # shellcheck disable=SC1091
+  [ -f "$VENV/bin/activate" ] && . "$VENV/bin/activate"
+fi
+for tool in yamllint ansible-lint; do
+  command -v "$tool" >/dev/null || { echo "lint: $tool is not installed: pip install -e '.[harness]'" >&2; exit 2; }
+done
+
+if [ $# -gt 0 ]; then
+  targets=("$@")
+else
+  targets=()
+  for path in roles playbooks site.yml inventory molecule .config/molecule requirements.yml; do
+    [ -e "$path" ] && targets+=("$path")
+  done
+fi
+[ ${#targets[@]} -gt 0 ] || { echo "lint: nothing to lint" >&2; exit 2; }
+export ANSIBLE_ROLES_PATH=$REPO_ROOT/roles ANSIBLE_HOME=${ANSIBLE_HOME:-$REPO_ROOT/.cache/ansible}
+
+echo "lint: yamllint --strict ${targets[*]}"
+yamllint --strict -f standard "${targets[@]}"
+yaml_rc=$?
+
+echo "lint: ansible-lint --profile production ${targets[*]}"
+ansible-lint --profile production --offline --nocolor "${targets[@]}"
+al_rc=$?
+
+status() { [ "$1" = 0 ] && echo clean || echo "FAILED (rc=$1)"; }
+echo
+echo "lint summary: yamllint $(status $yaml_rc); ansible-lint (production) $(status $al_rc)"
+[ "$yaml_rc" = 0 ] && [ "$al_rc" = 0 ] && exit 0
+exit 1

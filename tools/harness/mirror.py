@@ -1,0 +1,892 @@
+#!/usr/bin/env python3
+"""The offline, GPG-signed mirror the role tests (and air-gapped users) install from.
+
+NVIDIA's and Anaconda's servers are unreachable where the roles are tested, so this tool builds, on
+127.0.0.1, what the roles would otherwise download:
+
+* a flat apt repository like NVIDIA's (``deb [signed-by=KEYRING] URL /``) at
+  ``/cuda/repos/{ubuntu2204,debian12}/x86_64/``, signed with a key generated at build time, holding
+  stand-in packages with NVIDIA's names and versions. Each says "STAND-IN" in its description and
+  carries NVIDIA's real user-space files where PyPI ships them (ptxas, libcudart, libcudnn, headers);
+* a stand-in Miniconda installer with its sha256 at ``/miniconda/``;
+* optionally a PEP 503 pip index at ``/pypi/simple/`` of wheels put in ``$CACHE/mirror/pip-wheels``.
+
+Usage: mirror.py build [--force] | serve | stop | env | status
+Env:   DLV_HARNESS_CACHE (default /var/cache/dlv-harness), DLV_MIRROR_PORT (default 8765)
+Exit:  0 ok, 1 the operation failed, 2 usage error or a missing host tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import html
+import http.server
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from functools import partial
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STANDINS = HERE / "standins"
+DISTROS = ("ubuntu2204", "debian12")
+DRIVER_VERSION = "535.54.03-0ubuntu1"
+CUDNN_VERSION = "8.9.2.26-1+cuda12.1"
+MINICONDA_NAME = "Miniconda3-py310_23.5.2-0-Linux-x86_64.sh"
+MAINTAINER = "dlverify test harness <harness@dlverify.invalid>"
+STAND_IN_LINE = "STAND-IN built by the dlverify test harness, not NVIDIA's package."
+KEY_UID = "dlverify test mirror (STAND-IN repository key, dlverify test harness) <mirror@dlverify.invalid>"
+WHEELS = {
+    "nvcc": ("nvidia-cuda-nvcc-cu12", "12.1.105"),
+    "cudart": ("nvidia-cuda-runtime-cu12", "12.1.105"),
+    "cudnn": ("nvidia-cudnn-cu12", "8.9.2.26"),
+}
+
+
+class MirrorError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DLV_HARNESS_CACHE", "/var/cache/dlv-harness"))
+
+
+def mirror_dir() -> Path:
+    return cache_dir() / "mirror"
+
+
+def www_dir() -> Path:
+    return mirror_dir() / "www"
+
+
+def port() -> int:
+    raw = os.environ.get("DLV_MIRROR_PORT", "8765")
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise MirrorError(f"DLV_MIRROR_PORT={raw!r} is not a TCP port number")
+    return int(raw)
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a host tool; turn a failure into a MirrorError that shows its stderr."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+    except FileNotFoundError as exc:
+        raise MirrorError(f"'{cmd[0]}' is not installed (apt-get install dpkg-dev gnupg)") from exc
+    if done.returncode != 0:
+        raise MirrorError(f"{shlex.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+    return done
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(partial(stream.read, 1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- stand-in Debian packages -----------------------------------------------------------------------
+
+
+@dataclass
+class DebSpec:
+    """One stand-in package: control fields plus the files it installs."""
+
+    name: str
+    version: str
+    summary: str
+    arch: str = "amd64"
+    depends: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    section: str = "multiverse/devel"
+    details: str = ""
+    files: dict[str, bytes | Path] = field(default_factory=dict)  # absolute path in the package -> content
+    modes: dict[str, int] = field(default_factory=dict)
+    symlinks: dict[str, str] = field(default_factory=dict)  # absolute link path -> target
+    maintainer_scripts: dict[str, str] = field(default_factory=dict)  # postinst/prerm/triggers -> text
+    stand_in: bool = True  # False only for the harness's own test packages, which imitate nothing
+
+    def control(self, installed_kib: int) -> str:
+        lines = [
+            f"Package: {self.name}",
+            f"Version: {self.version}",
+            f"Architecture: {self.arch}",
+            f"Maintainer: {MAINTAINER}",
+            f"Installed-Size: {max(installed_kib, 1)}",
+        ]
+        if self.depends:
+            lines.append(f"Depends: {', '.join(self.depends)}")
+        if self.conflicts:
+            lines.append(f"Conflicts: {', '.join(self.conflicts)}")
+        lines += [f"Section: {self.section}", "Priority: optional"]
+        details = self.details.split("\n") if self.details else []
+        body = [STAND_IN_LINE, *details] if self.stand_in else details or [self.summary]
+        lines.append(f"Description: {self.summary}{' (STAND-IN)' if self.stand_in else ''}")
+        lines += [f" {line}" if line.strip() else " ." for line in body]
+        return "\n".join(lines) + "\n"
+
+
+def stand_in_note(spec: DebSpec) -> bytes:
+    return (
+        f"{spec.name} {spec.version}\n{STAND_IN_LINE}\n"
+        "It has NVIDIA's package name and version so that provisioning roles can be tested on hosts\n"
+        "without NVIDIA's repositories or a GPU. Files from NVIDIA's PyPI wheels are NVIDIA's own;\n"
+        "everything else in it is a labelled stand-in.\n"
+    ).encode()
+
+
+def build_deb(spec: DebSpec, out_dir: Path) -> Path:
+    """Stage the files of `spec` and build a .deb with dpkg-deb (root-owned, gzip for speed)."""
+    with tempfile.TemporaryDirectory(prefix=f"deb-{spec.name}-") as tmp:
+        root = Path(tmp)
+        files = dict(spec.files)
+        if spec.stand_in:
+            files.setdefault(f"/usr/share/doc/{spec.name}/STAND-IN", stand_in_note(spec))
+        for dest, content in files.items():
+            target = root / dest.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            else:
+                target.write_bytes(content)
+            target.chmod(spec.modes.get(dest, 0o644))
+        for link, link_target in spec.symlinks.items():
+            path = root / link.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(link_target)
+        size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+        debian = root / "DEBIAN"
+        debian.mkdir()
+        (debian / "control").write_text(spec.control(size // 1024))
+        for script, text in spec.maintainer_scripts.items():
+            (debian / script).write_text(text)
+            (debian / script).chmod(0o755 if script != "triggers" else 0o644)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        deb = out_dir / f"{spec.name}_{spec.version.replace(':', '%3a')}_{spec.arch}.deb"
+        run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)])
+    return deb
+
+
+def wheel_members(wheel: Path, prefix: str) -> dict[str, bytes]:
+    """The files under `prefix` in a wheel (a zip), keyed by their path below the prefix."""
+    with zipfile.ZipFile(wheel) as zf:
+        return {
+            info.filename[len(prefix) :]: zf.read(info)
+            for info in zf.infolist()
+            if info.filename.startswith(prefix)
+            and not info.is_dir()
+            and not info.filename.endswith("__init__.py")
+        }
+
+
+def daemon_package_files(pkg: str, name: str, unit: str, description: str, args: str) -> dict[str, bytes]:
+    def fill(template: str) -> bytes:
+        for key, value in {
+            "@NAME@": name,
+            "@UNIT@": unit,
+            "@DESCRIPTION@": description,
+            "@PACKAGE@": pkg,
+            "@ARGS@": args,
+        }.items():
+            template = template.replace(key, value)
+        return template.encode()
+
+    return {
+        f"/usr/bin/{name}": fill((STANDINS / "daemon.sh.in").read_text()),
+        f"/lib/systemd/system/{unit}": fill((STANDINS / "daemon.service.in").read_text()),
+    }
+
+
+def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
+    """Every stand-in package of the repository."""
+    v = DRIVER_VERSION
+    nvcc = wheel_members(wheels["nvcc"], "nvidia/cuda_nvcc/")
+    cudart = wheel_members(wheels["cudart"], "nvidia/cuda_runtime/")
+    cudnn = wheel_members(wheels["cudnn"], "nvidia/cudnn/")
+
+    toolkit_root = "/usr/local/cuda-12.1"
+    toolkit_files: dict[str, bytes | Path] = {
+        f"{toolkit_root}/bin/ptxas": nvcc["bin/ptxas"],
+        f"{toolkit_root}/bin/nvcc": (STANDINS / "nvcc").read_bytes(),
+        f"{toolkit_root}/lib64/libcudart.so.12.1.105": cudart["lib/libcudart.so.12"],
+        f"{toolkit_root}/DLVERIFY-STAND-IN": STAND_IN_LINE.encode() + b"\n",
+        "/etc/ld.so.conf.d/988_cuda-12-1.conf": f"{toolkit_root}/lib64\n".encode(),
+        f"{toolkit_root}/version.json": json.dumps(
+            {
+                "cuda": {"name": "CUDA SDK", "version": "12.1.1"},
+                "cuda_cudart": {"name": "CUDA Runtime (cudart)", "version": WHEELS["cudart"][1]},
+                "cuda_nvcc": {"name": "CUDA NVCC", "version": WHEELS["nvcc"][1]},
+                "dlverify_stand_in": "versions of the NVIDIA PyPI wheels this stand-in was built from",
+            },
+            indent=3,
+        ).encode()
+        + b"\n",
+    }
+    for rel, content in {**cudart, **nvcc}.items():
+        if rel.startswith("include/"):
+            toolkit_files[f"{toolkit_root}/{rel}"] = content
+    toolkit = DebSpec(
+        "cuda-toolkit-12-1",
+        "12.1.1-1",
+        "CUDA Toolkit 12.1 meta-package",
+        details="Carries NVIDIA's ptxas, libcudart and headers from the PyPI wheels\n"
+        "nvidia-cuda-nvcc-cu12==12.1.105 and nvidia-cuda-runtime-cu12==12.1.105; bin/nvcc is a\n"
+        "labelled stand-in that reports ptxas's version and cannot compile.",
+        files=toolkit_files,
+        modes={f"{toolkit_root}/bin/ptxas": 0o755, f"{toolkit_root}/bin/nvcc": 0o755},
+        symlinks={
+            f"{toolkit_root}/lib64/libcudart.so.12": "libcudart.so.12.1.105",
+            f"{toolkit_root}/lib64/libcudart.so": "libcudart.so.12",
+        },
+        maintainer_scripts={
+            "postinst": "#!/bin/sh\nset -e\n"
+            "update-alternatives --install /usr/local/cuda cuda /usr/local/cuda-12.1 121\n"
+            "update-alternatives --install /usr/local/cuda-12 cuda-12 /usr/local/cuda-12.1 121\n",
+            "prerm": '#!/bin/sh\nset -e\nif [ "$1" = remove ]; then\n'
+            "  update-alternatives --remove cuda /usr/local/cuda-12.1\n"
+            "  update-alternatives --remove cuda-12 /usr/local/cuda-12.1\nfi\n",
+            "triggers": "activate-noawait ldconfig\n",
+        },
+    )
+
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    libcudnn = DebSpec(
+        "libcudnn8",
+        CUDNN_VERSION,
+        "cuDNN runtime libraries",
+        section="multiverse/libs",
+        details="Carries NVIDIA's libcudnn.so.8 (the dispatcher library only) from\n"
+        "nvidia-cudnn-cu12==8.9.2.26.",
+        files={f"{libdir}/libcudnn.so.8.9.2": cudnn["lib/libcudnn.so.8"]},
+        symlinks={f"{libdir}/libcudnn.so.8": "libcudnn.so.8.9.2"},
+        maintainer_scripts={"triggers": "activate-noawait ldconfig\n"},
+    )
+    libcudnn_dev = DebSpec(
+        "libcudnn8-dev",
+        CUDNN_VERSION,
+        "cuDNN development headers and symlinks",
+        section="multiverse/libdevel",
+        depends=[f"libcudnn8 (= {CUDNN_VERSION})"],
+        details="Carries NVIDIA's cuDNN 8.9.2 headers (cudnn.h, cudnn_version.h, ...) from\n"
+        "nvidia-cudnn-cu12==8.9.2.26.",
+        files={
+            f"/usr/include/{rel[len('include/') :]}": content
+            for rel, content in cudnn.items()
+            if rel.startswith("include/") and not rel.endswith("_v8.h")
+        },
+        symlinks={f"{libdir}/libcudnn.so": "libcudnn.so.8"},
+    )
+
+    def driver(flavour: str) -> list[DebSpec]:
+        other = "" if flavour else "-open"
+        return [
+            DebSpec(
+                f"nvidia-driver-535{flavour}",
+                v,
+                f"NVIDIA driver metapackage{' (open kernel modules)' if flavour else ''}",
+                section="restricted/libs",
+                depends=[
+                    f"nvidia-dkms-535{flavour} (= {v})",
+                    f"nvidia-utils-535 (= {v})",
+                    f"libnvidia-compute-535 (= {v})",
+                ],
+                conflicts=[f"nvidia-driver-535{other}"],
+            ),
+            DebSpec(
+                f"nvidia-dkms-535{flavour}",
+                v,
+                f"NVIDIA DKMS package{' (open kernel modules)' if flavour else ''}",
+                section="restricted/kernel",
+                details="Builds no kernel module.",
+                conflicts=[f"nvidia-dkms-535{other}"],
+            ),
+        ]
+
+    return [
+        DebSpec(
+            "cuda-keyring",
+            "1.1-1",
+            "GPG keyring for the CUDA repository",
+            arch="all",
+            section="multiverse/misc",
+            details="Ships this test mirror's signing key as cuda-archive-keyring.gpg; no sources list.",
+            files={"/usr/share/keyrings/cuda-archive-keyring.gpg": keyring},
+        ),
+        *driver(""),
+        *driver("-open"),
+        DebSpec(
+            "nvidia-utils-535",
+            v,
+            "NVIDIA driver support binaries",
+            section="restricted/utils",
+            details="No nvidia-smi. Ships a stand-in nvidia-persistenced and its unit, which run a\n"
+            "labelled do-nothing process.",
+            files=daemon_package_files(
+                "nvidia-utils-535",
+                "nvidia-persistenced",
+                "nvidia-persistenced.service",
+                "NVIDIA Persistence Daemon",
+                "--verbose",
+            ),
+            modes={"/usr/bin/nvidia-persistenced": 0o755},
+        ),
+        DebSpec(
+            "libnvidia-compute-535",
+            v,
+            "NVIDIA libcompute package",
+            section="restricted/libs",
+            details="Carries no libcuda or libnvidia-ml: there is no GPU on a test host.",
+        ),
+        DebSpec(
+            "nvidia-fabricmanager-535",
+            v,
+            "Fabric Manager for NVSwitch based systems",
+            section="restricted/utils",
+            details="Ships a stand-in nv-fabricmanager and nvidia-fabricmanager.service, which run a\n"
+            "labelled do-nothing process.",
+            files=daemon_package_files(
+                "nvidia-fabricmanager-535",
+                "nv-fabricmanager",
+                "nvidia-fabricmanager.service",
+                "NVIDIA fabric manager service",
+                "-c /usr/share/nvidia/nvswitch/fabricmanager.cfg",
+            ),
+            modes={"/usr/bin/nv-fabricmanager": 0o755},
+        ),
+        toolkit,
+        libcudnn,
+        libcudnn_dev,
+    ]
+
+
+HARNESS_TEST_PACKAGES = ("dlv-holdtest", "dlv-test-pinned", "dlv-test-free")
+
+
+def harness_test_specs() -> list[DebSpec]:
+    """Tiny packages in versions 1.0 and 2.0, for tests of upgrade policy (holds, blacklists).
+
+    Not stand-ins for anything: a role test installs 1.0, holds or blacklists it, and checks what
+    apt and unattended-upgrades do with the 2.0 on offer.
+    """
+    return [
+        DebSpec(
+            name,
+            version,
+            f"dlverify harness test package {name}",
+            arch="all",
+            section="misc",
+            details="Exists only to test upgrade policy (apt-mark hold, Package-Blacklist).",
+            stand_in=False,
+        )
+        for name in HARNESS_TEST_PACKAGES
+        for version in ("1.0", "2.0")
+    ]
+
+
+# --- the signed flat repository -----------------------------------------------------------------------
+
+
+CUDA_ORIGIN = ("dlverify-mirror", "dlverify stand-in CUDA repository (STAND-IN, not NVIDIA's)")
+HARNESS_ORIGIN = ("dlverify-harness", "dlverify harness test packages (hold and blacklist tests)")
+
+
+def release_text(
+    repo: Path, files: Iterable[str], date: float | None = None, origin: tuple[str, str] = CUDA_ORIGIN
+) -> str:
+    """A flat repository's Release file: what apt verifies (via InRelease) before trusting Packages."""
+    lines = [
+        f"Origin: {origin[0]}",
+        f"Label: {origin[1]}",
+        "Architectures: amd64 all",
+        f"Date: {formatdate(date if date is not None else time.time(), usegmt=True)}",
+        "Acquire-By-Hash: no",
+    ]
+    for field_name, algo in (("MD5Sum", "md5"), ("SHA256", "sha256")):
+        lines.append(f"{field_name}:")
+        for name in files:
+            data = (repo / name).read_bytes()
+            lines.append(f" {hashlib.new(algo, data).hexdigest()} {len(data):>16} {name}")
+    return "\n".join(lines) + "\n"
+
+
+class Gpg:
+    """The mirror's signing key, in a GnuPG home of its own under the cache dir."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def _gpg(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        return run(["gpg", "--homedir", str(self.home), "--batch", "--yes", "--no-tty", *args], **kwargs)
+
+    def fingerprint(self) -> str | None:
+        if not self.home.is_dir():
+            return None
+        out = subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--with-colons", "--list-secret-keys"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        fprs = [line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:")]
+        return fprs[0] if fprs else None
+
+    def ensure_key(self) -> str:
+        existing = self.fingerprint()
+        if existing:
+            return existing
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
+        self._gpg(
+            "--passphrase",
+            "",
+            "--pinentry-mode",
+            "loopback",
+            "--quick-gen-key",
+            KEY_UID,
+            "rsa3072",
+            "sign",
+            "never",
+        )
+        made = self.fingerprint()
+        if not made:
+            raise MirrorError(f"gpg made no key in {self.home}")
+        return made
+
+    def export(self, armor: bool) -> bytes:
+        cmd = ["gpg", "--homedir", str(self.home), "--batch", "--export", *(["--armor"] if armor else [])]
+        done = subprocess.run(cmd, capture_output=True, check=False)
+        if done.returncode != 0 or not done.stdout:
+            raise MirrorError(f"gpg --export failed: {done.stderr.decode(errors='replace')}")
+        return done.stdout
+
+    def sign(self, release: Path) -> None:
+        fpr = self.ensure_key()
+        common = ["--local-user", fpr, "--digest-algo", "SHA256"]
+        self._gpg(*common, "--clearsign", "-o", str(release.parent / "InRelease"), str(release))
+        self._gpg(
+            *common, "--armor", "--detach-sign", "-o", str(release.parent / "Release.gpg"), str(release)
+        )
+
+
+def write_flat_repo(repo: Path, gpg: Gpg, origin: tuple[str, str] = CUDA_ORIGIN) -> None:
+    """Index and sign the .debs in `repo`: Packages(.gz), Release, InRelease, Release.gpg."""
+    packages = run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=repo).stdout
+    if not packages.strip():
+        raise MirrorError(f"dpkg-scanpackages found no package in {repo}")
+    (repo / "Packages").write_text(packages)
+    with gzip.GzipFile(repo / "Packages.gz", "wb", mtime=0) as stream:
+        stream.write(packages.encode())
+    (repo / "Release").write_text(release_text(repo, ["Packages", "Packages.gz"], origin=origin))
+    gpg.sign(repo / "Release")
+
+
+# --- wheels, the Miniconda stand-in and the pip index ----------------------------------------------------
+
+
+def fetch_wheels() -> dict[str, Path]:
+    """NVIDIA's wheels from PyPI, downloaded once into $CACHE/wheels with pip."""
+    wheel_dir = cache_dir() / "wheels"
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for key, (dist, version) in WHEELS.items():
+        pattern = f"{dist.replace('-', '_')}-{version}-*.whl"
+        hits = sorted(wheel_dir.glob(pattern))
+        if hits:
+            found[key] = hits[0]
+        else:
+            missing.append(f"{dist}=={version}")
+    if missing:
+        print(f"mirror: downloading {', '.join(missing)} from PyPI into {wheel_dir}", flush=True)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--progress-bar",
+                "off",
+                "--platform",
+                "manylinux1_x86_64",
+                "--python-version",
+                "3.10",
+                "-d",
+                str(wheel_dir),
+                *missing,
+            ]
+        )
+        return fetch_wheels()
+    return found
+
+
+def miniconda_installer() -> bytes:
+    template = (STANDINS / "miniconda-installer.sh.in").read_text()
+    conda = (STANDINS / "conda.py").read_text()
+    conda_body = conda.split("\n", 1)[1] if conda.startswith("#!") else conda
+    if "__DLV_STANDIN_CONDA_EOF__" in conda_body:
+        raise MirrorError("standins/conda.py contains the installer's heredoc terminator")
+    return (
+        template.replace("@INSTALLER_NAME@", MINICONDA_NAME)
+        .replace("@CONDA_PY@", conda_body.rstrip("\n"))
+        .encode()
+    )
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def write_pip_index(wheel_dir: Path, index_dir: Path) -> int:
+    """A PEP 503 simple index of the wheels in `wheel_dir`; returns how many projects it lists."""
+    projects: dict[str, list[Path]] = {}
+    for wheel in sorted(wheel_dir.glob("*.whl")):
+        projects.setdefault(normalize(wheel.name.split("-")[0]), []).append(wheel)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    index_dir.mkdir(parents=True)
+    links = []
+    for project, wheels in sorted(projects.items()):
+        (index_dir / project).mkdir()
+        rows = []
+        for wheel in wheels:
+            target = index_dir / project / wheel.name
+            if wheel.stat().st_dev == index_dir.stat().st_dev:
+                os.link(wheel, target)
+            else:
+                shutil.copy(wheel, target)
+            name = html.escape(wheel.name)
+            rows.append(f'<a href="{name}#sha256={sha256_file(wheel)}">{name}</a><br>')
+        (index_dir / project / "index.html").write_text(
+            f"<!DOCTYPE html><html><body><h1>Links for {project}</h1>\n"
+            + "\n".join(rows)
+            + "\n</body></html>\n"
+        )
+        links.append(f'<a href="{project}/">{project}</a><br>')
+    (index_dir / "index.html").write_text(
+        "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+    )
+    return len(projects)
+
+
+# --- build -----------------------------------------------------------------------------------------------
+
+
+def inputs_hash(wheels: dict[str, Path]) -> str:
+    digest = hashlib.sha256()
+    for path in [Path(__file__).resolve(), *sorted(STANDINS.iterdir())]:
+        digest.update(path.name.encode() + path.read_bytes())
+    for key in sorted(wheels):
+        digest.update(wheels[key].name.encode())
+    pip_wheels = mirror_dir() / "pip-wheels"
+    if pip_wheels.is_dir():
+        for wheel in sorted(pip_wheels.glob("*.whl")):
+            digest.update(wheel.name.encode())
+    return digest.hexdigest()[:16]
+
+
+def build(force: bool) -> int:
+    for tool in ("dpkg-deb", "dpkg-scanpackages", "gpg"):
+        if not shutil.which(tool):
+            print(f"mirror: '{tool}' is missing (apt-get install dpkg-dev gnupg)", file=sys.stderr)
+            return 2
+    start = time.monotonic()
+    wheels = fetch_wheels()
+    stamp = www_dir() / ".build-stamp"
+    want = inputs_hash(wheels)
+    if not force and stamp.is_file() and stamp.read_text().strip() == want:
+        print(f"mirror: {www_dir()} is up to date (inputs {want})")
+        return 0
+    users = live_users()
+    if users and serving_pid():
+        # Swapping the tree under a running test would mix old indexes with new packages.
+        print(
+            f"mirror: the inputs changed but the mirror is in use by runner(s) {', '.join(map(str, users))}; "
+            "build again when they are done",
+            file=sys.stderr,
+        )
+        return 1
+    gpg = Gpg(mirror_dir() / "gnupg")
+    gpg.ensure_key()
+    staging = Path(tempfile.mkdtemp(prefix="www.", dir=mirror_dir()))
+    try:
+        keys = staging / "keys"
+        keys.mkdir()
+        (keys / "dlv-mirror.asc").write_bytes(gpg.export(armor=True))
+        keyring = gpg.export(armor=False)
+        (keys / "dlv-mirror.gpg").write_bytes(keyring)
+
+        pool = staging / "pool"
+        debs = [build_deb(spec, pool) for spec in package_specs(wheels, keyring)]
+        for distro in DISTROS:
+            repo = staging / "cuda" / "repos" / distro / "x86_64"
+            repo.mkdir(parents=True)
+            for deb in debs:
+                os.link(deb, repo / deb.name)
+            write_flat_repo(repo, gpg)
+        shutil.rmtree(pool)
+
+        harness_repo = staging / "harness"
+        for spec in harness_test_specs():
+            build_deb(spec, harness_repo)
+        write_flat_repo(harness_repo, gpg, origin=HARNESS_ORIGIN)
+
+        conda_dir = staging / "miniconda"
+        conda_dir.mkdir()
+        installer = conda_dir / MINICONDA_NAME
+        installer.write_bytes(miniconda_installer())
+        installer.chmod(0o755)
+        (conda_dir / f"{MINICONDA_NAME}.sha256").write_text(f"{sha256_file(installer)}  {MINICONDA_NAME}\n")
+
+        pip_wheels = mirror_dir() / "pip-wheels"
+        if pip_wheels.is_dir() and any(pip_wheels.glob("*.whl")):
+            count = write_pip_index(pip_wheels, staging / "pypi" / "simple")
+            print(f"mirror: pip index of {count} project(s) from {pip_wheels}")
+
+        (staging / ".build-stamp").write_text(want + "\n")
+        staging.chmod(0o755)
+        old = mirror_dir() / "www.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if www_dir().exists():
+            www_dir().rename(old)
+        staging.rename(www_dir())
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(
+        f"mirror: built {len(debs)} signed stand-in packages for {', '.join(DISTROS)}, the harness test "
+        f"repo and the Miniconda stand-in in {time.monotonic() - start:.1f}s -> {www_dir()}"
+    )
+    return 0
+
+
+# --- serve / stop / env ----------------------------------------------------------------------------------
+
+
+def pid_file() -> Path:
+    return mirror_dir() / "serve.pid"
+
+
+def url() -> str:
+    return f"http://127.0.0.1:{port()}"
+
+
+def serving_pid() -> int | None:
+    """The pid of our running server, if the pid file names a live mirror.py process."""
+    try:
+        pid = int(pid_file().read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if b"mirror.py" in cmdline and b"_serve" in cmdline else None
+
+
+def answers(timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url()}/keys/dlv-mirror.asc", timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{self.log_date_time_string()} {self.address_string()} {format % args}\n")
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_foreground() -> int:
+    handler = partial(QuietHandler, directory=str(www_dir()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port()), handler)
+    signal.signal(signal.SIGTERM, _stop_serving)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def users_dir() -> Path:
+    return mirror_dir() / "users"
+
+
+def live_users() -> list[int]:
+    """Pids of the runners that said they use the server (`serve --user PID`) and still run."""
+    live = []
+    for entry in users_dir().glob("*") if users_dir().is_dir() else []:
+        if entry.name.isdigit() and Path(f"/proc/{entry.name}").exists():
+            live.append(int(entry.name))
+        else:
+            entry.unlink(missing_ok=True)
+    return sorted(live)
+
+
+def serve(user: int | None = None) -> int:
+    if user is not None:
+        users_dir().mkdir(parents=True, exist_ok=True)
+        (users_dir() / str(user)).touch()
+    if not (www_dir() / ".build-stamp").is_file():
+        print("mirror: nothing to serve yet; run `mirror.py build` first", file=sys.stderr)
+        return 1
+    pid = serving_pid()
+    if pid and answers():
+        print(f"mirror: already serving {www_dir()} at {url()} (pid {pid})")
+        return 0
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port()))
+        except OSError as exc:
+            print(
+                f"mirror: 127.0.0.1:{port()} is taken by another program ({exc.strerror}); "
+                "set DLV_MIRROR_PORT to a free port",
+                file=sys.stderr,
+            )
+            return 1
+    log = (mirror_dir() / "serve.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "_serve"],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pid_file().write_text(f"{proc.pid}\n")
+    for _ in range(50):
+        if answers(0.5):
+            print(
+                f"mirror: serving {www_dir()} at {url()} (pid {proc.pid}, log {mirror_dir() / 'serve.log'})"
+            )
+            return 0
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    print(f"mirror: the server did not come up; see {mirror_dir() / 'serve.log'}", file=sys.stderr)
+    return 1
+
+
+def stop(user: int | None = None) -> int:
+    """Stop the server; with `user`, only drop that runner's claim and stop when no one else holds one."""
+    if user is not None:
+        (users_dir() / str(user)).unlink(missing_ok=True)
+        others = live_users()
+        if others:
+            print(f"mirror: still used by runner(s) {', '.join(map(str, others))}; left running")
+            return 0
+    pid = serving_pid()
+    if pid is None:
+        pid_file().unlink(missing_ok=True)
+        print("mirror: not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    pid_file().unlink(missing_ok=True)
+    print(f"mirror: stopped (pid {pid})")
+    return 0
+
+
+def env_lines() -> list[str]:
+    installer = www_dir() / "miniconda" / MINICONDA_NAME
+    if not installer.is_file():
+        raise MirrorError("the mirror is not built; run `mirror.py build` first")
+    base = url()
+    pip_index = f"{base}/pypi/simple/" if (www_dir() / "pypi" / "simple").is_dir() else ""
+    values = {
+        "DLV_MIRROR_URL": base,
+        "DLV_MIRROR_CUDA_REPO": f"{base}/cuda/repos/{{distro}}/x86_64/",
+        "DLV_MIRROR_KEY_URL": f"{base}/keys/dlv-mirror.asc",
+        "DLV_MINICONDA_URL": f"{base}/miniconda/{MINICONDA_NAME}",
+        "DLV_MINICONDA_SHA256": sha256_file(installer),
+        "DLV_PIP_INDEX_URL": pip_index,
+        # Not in the roles' contract: a signed flat repo of dlv-* test packages (1.0 and 2.0) for
+        # tests of upgrade policy, same key as the CUDA repo.
+        "DLV_MIRROR_HARNESS_REPO": f"{base}/harness/",
+    }
+    return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+
+
+def status() -> int:
+    pid = serving_pid()
+    built = (www_dir() / ".build-stamp").is_file()
+    print(
+        json.dumps(
+            {
+                "built": built,
+                "www": str(www_dir()),
+                "serving": bool(pid and answers()),
+                "pid": pid,
+                "url": url(),
+            },
+            indent=2,
+        )
+    )
+    return 0 if built and pid else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mirror.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    build_p = sub.add_parser(
+        "build", help="build (or refresh) the signed repository and the Miniconda stand-in"
+    )
+    build_p.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
+    serve_p = sub.add_parser("serve", help="serve the mirror on 127.0.0.1 in the background")
+    stop_p = sub.add_parser("stop", help="stop the background server")
+    for sub_p in (serve_p, stop_p):
+        sub_p.add_argument(
+            "--user",
+            type=int,
+            metavar="PID",
+            help="a runner's pid: serve records its claim; stop drops it, stopping when no claim is left",
+        )
+    sub.add_parser("env", help="print shell exports for the roles (DLV_MIRROR_URL, ...)")
+    sub.add_parser("status", help="print whether the mirror is built and served (JSON)")
+    sub.add_parser("_serve", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            mirror_dir().mkdir(parents=True, exist_ok=True)
+            return build(args.force)
+        if args.command == "serve":
+            return serve(args.user)
+        if args.command == "_serve":
+            return serve_foreground()
+        if args.command == "stop":
+            return stop(args.user)
+        if args.command == "status":
+            return status()
+        print("\n".join(env_lines()))
+        return 0
+    except MirrorError as exc:
+        print(f"mirror: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
