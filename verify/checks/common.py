@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from dlverify.hwspec.compat import vkey
 from dlverify.results import CheckResult, Status
 
 
@@ -30,20 +30,9 @@ def get(d: Any, *path: str | int) -> Any:
     return cur
 
 
-def vtuple(text: Any) -> tuple[int, ...]:
-    """ "12.1" -> (12, 1); "2.1.2+cu121" -> (2, 1, 2); non-numeric tails are dropped."""
-    out = []
-    for part in str(text).split("+")[0].split("."):
-        m = re.match(r"\d+", part)
-        if not m:
-            break
-        out.append(int(m.group()))
-    return tuple(out)
-
-
 def version_matches(want: str, have: Any) -> bool:
     """The components the spec gives must equal the observed ones: "535" matches "535.54.03"."""
-    w, h = vtuple(want), vtuple(have)
+    w, h = vkey(want), vkey(str(have))
     return bool(w) and h[: len(w)] == w
 
 

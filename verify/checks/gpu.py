@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dlverify.checks.common import Judge, get, gib, missing, version_matches, vtuple
+from dlverify.checks.common import Judge, get, gib, missing, version_matches
+from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import GpuSpec, Spec
 from dlverify.results import CheckResult
 
@@ -152,7 +153,7 @@ def _node(spec: Spec, snap: dict[str, Any], j: Judge) -> list[dict[str, Any]] | 
         j.fail(
             "gpu.cuda_driver", "CUDA driver API", None, f">= {sw.cuda}", f"unreadable: {missing(cuda_drv)}"
         )
-    elif vtuple(cuda_drv)[:2] >= vtuple(sw.cuda)[:2]:
+    elif vkey(cuda_drv)[:2] >= vkey(sw.cuda)[:2]:
         j.ok("gpu.cuda_driver", "CUDA driver API", cuda_drv, f">= {sw.cuda}")
     else:
         j.fail(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlverify.checks.common import Judge, get, missing, version_matches, vtuple
+from dlverify.checks.common import Judge, get, missing, version_matches
+from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import Spec
 from dlverify.results import CheckResult
 
@@ -51,7 +52,7 @@ def _toolkit(spec: Spec, sw: dict[str, Any], j: Judge) -> None:
         return
     installs = get(tk, "installs") if isinstance(get(tk, "installs"), dict) else {}
     at = [path for path, v in installs.items() if version_matches(want, v)]
-    if isinstance(have, str) and vtuple(have)[:2] == vtuple(want)[:2]:
+    if isinstance(have, str) and vkey(have)[:2] == vkey(want)[:2]:
         j.ok("software.cuda_toolkit", "CUDA toolkit", f"nvcc {have}", want, str(get(nvcc, "path")))
     elif at:
         j.warn(
@@ -194,7 +195,7 @@ def _torch(spec: Spec, snap: dict[str, Any], env: dict[str, Any], want_torch: st
         )
     elif missing(tc):
         j.fail("software.torch_cuda", "torch CUDA build", None, sw.cuda, missing(tc) or "")
-    elif vtuple(tc)[:2] == vtuple(sw.cuda)[:2]:
+    elif vkey(tc)[:2] == vkey(sw.cuda)[:2]:
         j.ok("software.torch_cuda", "torch CUDA build", tc, sw.cuda)
     else:
         j.fail(
