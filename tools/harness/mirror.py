@@ -433,6 +433,13 @@ class Gpg:
     def _gpg(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
         return run(["gpg", "--homedir", str(self.home), "--batch", "--yes", "--no-tty", *args], **kwargs)
 
+    def close(self) -> None:
+        """Stop the gpg-agent that signing started, so no daemon outlives the build."""
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
+            capture_output=True, check=False,
+        )
+
     def fingerprint(self) -> str | None:
         if not self.home.is_dir():
             return None
@@ -669,6 +676,8 @@ def build(force: bool) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        gpg.close()
     print(
         f"mirror: built {len(debs)} signed stand-in packages for {', '.join(DISTROS)}, the harness test "
         f"repo and the Miniconda stand-in in {time.monotonic() - start:.1f}s -> {www_dir()}"
