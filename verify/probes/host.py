@@ -136,12 +136,19 @@ def disk_class(name: str, rotational: int | Unavailable) -> str:
     return "hdd" if rotational else "ssd"
 
 
-def probe_disks(root: Path) -> list[dict[str, Any]] | Unavailable:
-    base = root / "sys/block"
+def _entries(base: Path) -> list[str] | Unavailable:
+    """The sorted names in a /sys directory, or why it cannot be listed."""
     try:
-        names = sorted(p.name for p in base.iterdir())
+        return sorted(p.name for p in base.iterdir())
     except OSError as exc:
         return Unavailable(f"{base}: {exc.strerror or exc}")
+
+
+def probe_disks(root: Path) -> list[dict[str, Any]] | Unavailable:
+    base = root / "sys/block"
+    names = _entries(base)
+    if isinstance(names, Unavailable):
+        return names
     disks = []
     for name in names:
         if _SKIP_BLOCK.match(name):
@@ -217,10 +224,9 @@ def probe_mounts(root: Path, disks: list[dict[str, Any]] | Unavailable) -> list[
 
 def probe_nics(root: Path) -> list[dict[str, Any]] | Unavailable:
     base = root / "sys/class/net"
-    try:
-        names = sorted(p.name for p in base.iterdir())
-    except OSError as exc:
-        return Unavailable(f"{base}: {exc.strerror or exc}")
+    names = _entries(base)
+    if isinstance(names, Unavailable):
+        return names
     nics = []
     for name in names:
         dev = base / name
