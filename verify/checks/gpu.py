@@ -8,7 +8,7 @@ from typing import Any
 from dlverify.checks.common import Judge, get, gib, missing, version_matches
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import GpuSpec, Spec
-from dlverify.results import CheckResult
+from dlverify.results import CheckResult, Status
 
 # clocks-event reasons that mean the card is protecting itself: never allowed, whatever the spec says
 HARD_SLOWDOWNS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown")
@@ -405,37 +405,32 @@ def _ecc(c: Any, g: dict[str, Any], j: Judge) -> None:
     else:
         j.ok("gpu.ecc.mode", "ECC mode", "enabled", "enabled")
 
-    vol = g.get("ecc_volatile_uncorrected")
-    if c.ecc == "ignore":
-        j.skip("gpu.ecc.volatile_uncorrected", "ECC uncorrected (volatile)", "ignored by checks.ecc")
-    elif missing(vol):
-        j.skip("gpu.ecc.volatile_uncorrected", "ECC uncorrected (volatile)", missing(vol) or "")
-    elif vol:
-        j.fail(
+    # the volatile count is a live fault; the lifetime count is history worth watching
+    for key, cid, label, status, bad in (
+        (
+            "ecc_volatile_uncorrected",
             "gpu.ecc.volatile_uncorrected",
             "ECC uncorrected (volatile)",
-            vol,
-            0,
-            f"{vol} uncorrectable ECC error(s) since the driver loaded: drain the GPU and reset it",
-        )
-    else:
-        j.ok("gpu.ecc.volatile_uncorrected", "ECC uncorrected (volatile)", 0, 0)
-
-    agg = g.get("ecc_aggregate_uncorrected")
-    if c.ecc == "ignore":
-        j.skip("gpu.ecc.aggregate_uncorrected", "ECC uncorrected (lifetime)", "ignored by checks.ecc")
-    elif missing(agg):
-        j.skip("gpu.ecc.aggregate_uncorrected", "ECC uncorrected (lifetime)", missing(agg) or "")
-    elif agg:
-        j.warn(
+            Status.FAIL,
+            "uncorrectable ECC error(s) since the driver loaded: drain the GPU and reset it",
+        ),
+        (
+            "ecc_aggregate_uncorrected",
             "gpu.ecc.aggregate_uncorrected",
             "ECC uncorrected (lifetime)",
-            agg,
-            0,
-            f"{agg} uncorrectable ECC error(s) over the card's life: watch it",
-        )
-    else:
-        j.ok("gpu.ecc.aggregate_uncorrected", "ECC uncorrected (lifetime)", 0, 0)
+            Status.WARN,
+            "uncorrectable ECC error(s) over the card's life: watch it",
+        ),
+    ):
+        count = g.get(key)
+        if c.ecc == "ignore":
+            j.skip(cid, label, "ignored by checks.ecc")
+        elif missing(count):
+            j.skip(cid, label, missing(count) or "")
+        elif count:
+            j.add(cid, label, status, count, 0, f"{count} {bad}")
+        else:
+            j.ok(cid, label, 0, 0)
 
     for key, cid, label, bad in (
         (
