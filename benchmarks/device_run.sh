@@ -30,22 +30,8 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( BUDGET_S - $(elapsed) )); }
 say() { echo "[$(printf '%4d' "$(elapsed)")s] $*"; }
 
-# -- stage the package exactly as pyproject.toml maps it (dlverify = verify/, .hwspec, .bench) ---------
-STAGE=$(mktemp -d)
-cp -r "$REPO/verify" "$STAGE/dlverify"
-ln -s "$REPO/hwspec" "$STAGE/dlverify/hwspec"
-ln -s "$REPO/benchmarks" "$STAGE/dlverify/bench"
-export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
-# pure-Python fallbacks for what the machine's python may lack (pyyaml for dlverify.hwspec, nvidia-ml-py):
-# a caller may carry them in .cache/devpy (the device tool's `carry`); used only where missing
-for mod in yaml pynvml; do
-  if ! "$PY" -c "import $mod" 2>/dev/null && [ -e "$REPO/.cache/devpy/$mod" -o -e "$REPO/.cache/devpy/$mod.py" ]; then
-    mkdir -p "$STAGE/fallback"
-    cp -r "$REPO/.cache/devpy/$mod"* "$STAGE/fallback/"
-    export PYTHONPATH="$PYTHONPATH:$STAGE/fallback"
-    echo "using the carried $mod"
-  fi
-done
+# -- stage the package from this working tree (benchmarks/device/stage.sh) --------------------------
+. "$REPO/benchmarks/device/stage.sh"
 # a fresh, known compile cache: the first run is cold by construction, the second warm
 export XDG_CACHE_HOME="$STAGE/cache"
 WORK="$STAGE/work"

@@ -81,7 +81,9 @@ def _build_gpu(d: dict[str, Any]) -> GpuSpec:
 
 
 def _build_ram(d: dict[str, Any]) -> RamSpec:
-    return RamSpec(size_gb=_size_gb(d, "ram"), type=d.get("type"), ecc=d.get("ecc"))
+    kind = d.get("type")  # "DDR4-3200" pins the generation, as in the human form
+    kind = kind.upper().split("-")[0] if kind else None
+    return RamSpec(size_gib=_size_gb(d, "ram"), type=kind, ecc=d.get("ecc"))
 
 
 def _build_storage(d: dict[str, Any]) -> StorageSpec:
@@ -139,6 +141,12 @@ SIZE = Human(
     pattern=parse.SIZE_PATTERN,
     description='with a unit: "2TB" (decimal, 1 TB = 1000 GB) or "480GiB" (binary)',
 )
+RAM_SIZE = Human(
+    parse.parse_ram_size,
+    expect=parse.SIZE_HINT,
+    pattern=parse.SIZE_PATTERN,
+    description='with a unit, binary as RAM is sold: "512GB" = "512GiB", "1TB" = 1024 GiB',
+)
 POSITIVE = Num(exclusive_minimum=0)
 COUNT = Int(minimum=1)
 RATIO = Num(minimum=0, maximum=1)
@@ -186,7 +194,12 @@ RAM: Kind = OneOf(
     (
         Human(parse.parse_ram, expect='RAM like "512GB DDR4 ECC"'),
         Fields(
-            {"size": SIZE, "size_gb": POSITIVE, "type": Str(pattern=r"^(LP)?DDR[0-9]"), "ecc": Bool()},
+            {
+                "size": RAM_SIZE,
+                "size_gb": Num(exclusive_minimum=0, description="GiB, as RAM is sold (512 = 512 GiB)"),
+                "type": Str(pattern=r"^(LP)?DDR[0-9]"),
+                "ecc": Bool(),
+            },
             build=_build_ram,
         ),
     )

@@ -45,7 +45,7 @@ class GpuSpec:
 
 @dataclass(frozen=True)
 class RamSpec:
-    size_gb: float
+    size_gib: float  # binary, as DIMMs are sold: "512GB" of RAM is 512 GiB
     type: str | None = None  # "DDR4", "DDR5"
     ecc: bool | None = None
 

@@ -2,8 +2,9 @@
 
 The seed notes write specs the way people talk (``"NVIDIA A100 80GB × 4"``, ``"512GB DDR4 ECC"``,
 ``"100GbE RoCE"``). Each parser here accepts those forms and raises :class:`ValueError` with a message
-that says what was expected, so the loader can point at the exact line. Sizes are always returned in
-decimal GB (1 TB = 1000 GB; 1 TiB = 1024**4 bytes), the unit disks and GPUs are sold in.
+that says what was expected, so the loader can point at the exact line. Disk and GPU sizes are returned in
+decimal GB (1 TB = 1000 GB; 1 TiB = 1024**4 bytes), the unit they are sold in; RAM sizes in GiB, the
+unit DIMMs are sold in whatever the label says (a \"32GB\" DIMM holds 32 GiB).
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ def parse_size(text: str) -> float:
     return round(gb, 3)
 
 
+def parse_ram_size(text: str) -> float:
+    """RAM is sold in binary units whatever the label says: ``"512GB"`` and ``"512GiB"`` -> 512.0 GiB,
+    ``"1TB"`` -> 1024.0 GiB (a "32GB" DIMM holds 32 GiB)."""
+    m = _SIZE_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"expected {SIZE_HINT}, got {text!r}")
+    gib = float(m["num"]) * 1024.0 ** "kmgtp".index(m["unit"][0].lower()) / 1024.0**2
+    if gib <= 0:
+        raise ValueError(f"size must be greater than zero, got {text!r}")
+    return round(gib, 3)
+
+
 def _split_count(text: str) -> tuple[int | None, str]:
     """Strip a ``4x``/``× 4`` count from either end; both ends at once is ambiguous."""
     count = None
@@ -76,7 +89,7 @@ def parse_ram(text: str) -> RamSpec:
     m = _SIZE_RE.match(text.strip())
     if not m:
         raise ValueError(f"{hint}, got {text!r}")
-    size = parse_size(m.group(0))
+    size = parse_ram_size(m.group(0))
     ram_type: str | None = None
     ecc: bool | None = None
     for token in re.split(r"[\s,]+", text.strip()[m.end() :].strip()):
@@ -93,7 +106,7 @@ def parse_ram(text: str) -> RamSpec:
             continue
         else:
             raise ValueError(f"{hint}: don't know {token!r} in {text!r}")
-    return RamSpec(size_gb=size, type=ram_type, ecc=ecc)
+    return RamSpec(size_gib=size, type=ram_type, ecc=ecc)
 
 
 _GPU_MEM = re.compile(r"(?<![\w.])(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>GB|GiB|G)(?![A-Za-z])", re.IGNORECASE)

@@ -237,7 +237,7 @@ def spec_for(card: Card, **software: Any) -> Any:
         hardware=HardwareSpec(
             cpu=CpuSpec(model="Intel Xeon", cores=16, threads=16, sockets=1),
             gpus=(GpuSpec(model=card.spec_model, count=1, memory_gb=card.memory_gb),),
-            ram=RamSpec(size_gb=128),
+            ram=RamSpec(size_gib=128),
         ),
         software=SoftwareSpec(**sw),
     )

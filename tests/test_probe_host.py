@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import smbios_tables
 
 from dlverify.checks.host import check_host, cpu_model_matches
 from dlverify.hwspec.model import (
@@ -56,6 +57,9 @@ def make_host(root: Path) -> Path:
     _w(root, "proc/cpuinfo", "\n".join(blocks))
     _w(root, "proc/meminfo", "MemTotal:       528280000 kB\nMemFree:        1000 kB\n")
     _w(root, "proc/sys/kernel/osrelease", "5.15.0-91-generic\n")
+    # the notes' server: 16 x 32 GiB DDR4-3200 RDIMMs at two per channel (tests/smbios_tables.py)
+    (root / "sys/firmware/dmi/tables").mkdir(parents=True)
+    (root / "sys/firmware/dmi/tables/DMI").write_bytes(smbios_tables.server(smbios_tables.epyc_7543_16x32g()))
     (root / "sys/devices/system/edac/mc/mc0").mkdir(parents=True)
     (root / "sys/devices/system/edac/mc/mc1").mkdir(parents=True)
     _w(
@@ -131,7 +135,11 @@ def test_probe_reads_the_fake_tree(host: dict) -> None:
     assert host["os"]["name"] == "Ubuntu" and host["os"]["version_id"] == "22.04"
     assert host["kernel"] == "5.15.0-91-generic"
     assert host["cpu"] == {"model": "AMD EPYC 7543 32-Core Processor", "sockets": 2, "cores": 4, "threads": 8}
-    assert host["ram"] == {"total_bytes": 528280000 * 1024, "edac_controllers": 2}
+    ram = host["ram"]
+    assert (ram["total_bytes"], ram["edac_controllers"]) == (528280000 * 1024, 2)
+    assert ram["smbios"]["source"] == "/sys/firmware/dmi/tables/DMI"
+    assert [d["size_bytes"] for d in ram["smbios"]["dimms"]] == [32 * 2**30] * 16
+    assert ram["smbios"]["arrays"][0]["error_correction"] == "Multi-bit ECC"
     disks = {d["name"]: d for d in host["disks"]}
     assert set(disks) == {"nvme0n1", "sda", "sdb"}  # loop, zram and dm skipped
     assert (disks["nvme0n1"]["class"], disks["sda"]["class"], disks["sdb"]["class"]) == ("nvme", "ssd", "hdd")
@@ -161,7 +169,7 @@ def test_probe_reads_the_fake_tree(host: dict) -> None:
 def _spec(**hw) -> Spec:
     base = HardwareSpec(
         cpu=CpuSpec(model="AMD EPYC 7543", cores=4, threads=8, sockets=2),
-        ram=RamSpec(size_gb=512, ecc=True),
+        ram=RamSpec(size_gib=512, ecc=True),
         storage=(
             StorageSpec("nvme", 2000, mount="/"),
             StorageSpec("ssd", 8000, mount="/data"),
@@ -221,7 +229,7 @@ def test_matching_spec_passes_every_host_check(host: dict) -> None:
             {"storage": (StorageSpec("hdd", 1000, mount="/scratch"),)},
             "host.storage[0].mount",
         ),
-        ("1 TB RAM", {"ram": RamSpec(size_gb=1024)}, "host.ram"),
+        ("1 TB RAM", {"ram": RamSpec(size_gib=1024)}, "host.ram"),
         ("Intel CPU", {"cpu": CpuSpec(model="Intel Xeon Gold 6338")}, "host.cpu.model"),
         ("SMT off vs spec", {"cpu": CpuSpec(threads=16)}, "host.cpu.threads"),
     ],

@@ -69,7 +69,7 @@ def test_spec_from_snapshot_is_a_spec_the_machine_passes(monkeypatch, tmp_path: 
     hw, sw = written["hardware"], written["software"]
     assert hw["gpu"] == [{"model": "NVIDIA H100 80GB HBM3", "count": 1, "memory_gb": 80, "nvlink": False}]
     assert hw["cpu"] == {"model": "AMD EPYC 7543 32-Core Processor", "cores": 4, "threads": 8, "sockets": 2}
-    assert hw["ram"] == {"size_gb": 503, "ecc": True}
+    assert hw["ram"] == {"size_gb": 512, "type": "DDR4", "ecc": True}  # from the DIMMs, not MemTotal
     assert [s["type"] for s in hw["storage"]] == ["NVMe SSD", "SATA SSD", "HDD"]
     assert hw["storage"][0]["mount"] == "/"
     assert hw["network"][0] == {"speed_gbps": 100, "count": 1, "rdma": "roce"}

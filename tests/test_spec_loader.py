@@ -84,7 +84,7 @@ def test_structured_form() -> None:
     hw = spec.hardware
     assert hw.cpu == CpuSpec("Intel Xeon Gold 6338", 64, 128, 2)
     assert hw.gpus == (GpuSpec("NVIDIA H100 80GB HBM3", 8, 80, "Hopper", True, 5, 16),)
-    assert hw.ram == RamSpec(1000.0, "DDR5", True)
+    assert hw.ram == RamSpec(1024.0, "DDR5", True)  # "1TB" of RAM is 1 TiB
     assert hw.storage == (
         StorageSpec("nvme", 3840.0, "/", "NVMe SSD 3.84TB"),
         StorageSpec("hdd", 16000.0, "/archive", "HDD 16TB"),

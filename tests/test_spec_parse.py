@@ -33,7 +33,10 @@ def test_bad_sizes_raise_with_hint(text: str) -> None:
 def test_ram() -> None:
     assert parse.parse_ram("512GB DDR4 ECC") == RamSpec(512.0, "DDR4", True)
     assert parse.parse_ram("256 GB DDR5-4800 non-ECC") == RamSpec(256.0, "DDR5", False)
-    assert parse.parse_ram("1TB") == RamSpec(1000.0, None, None)
+    # RAM is binary whatever the label says: 1TB of DIMMs is 1024 GiB, "125GiB" is 125 GiB
+    assert parse.parse_ram("1TB") == RamSpec(1024.0, None, None)
+    assert parse.parse_ram("125GiB") == RamSpec(125.0, None, None)
+    assert parse.parse_ram("1536 MB LPDDR5") == RamSpec(1.5, "LPDDR5", None)
     with pytest.raises(ValueError, match="don't know 'fast'"):
         parse.parse_ram("512GB fast")
     with pytest.raises(ValueError, match="512GB DDR4 ECC"):

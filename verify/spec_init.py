@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from dlverify.checks.common import missing
+from dlverify.probes.smbios import DDR_TYPES
 
 _STORAGE_TYPE = {"nvme": "NVMe SSD", "ssd": "SATA SSD", "hdd": "HDD"}
 # mount points worth pinning, most important first
@@ -36,6 +37,22 @@ def _gpu_memory_gb(name: str, total_bytes: Any) -> float | None:
     except Exception:  # compat data unavailable: fall back to the reported size
         pass
     return float(math.floor(total_bytes / 2**30)) if isinstance(total_bytes, int) else None
+
+
+def _ram(ram: dict[str, Any]) -> dict[str, Any]:
+    """Installed size and DDR type from the DIMMs where the firmware lists them, else the usable total."""
+    out: dict[str, Any] = {"size_gb": math.floor(ram["total_bytes"] / 2**30)}
+    smbios = ram.get("smbios")
+    dimms = smbios.get("dimms") if _ok(smbios) and isinstance(smbios, dict) else None
+    if dimms and all(isinstance(d.get("size_bytes"), int) for d in dimms):
+        installed = sum(d["size_bytes"] for d in dimms) / 2**30
+        out["size_gb"] = int(installed) if installed == int(installed) else round(installed, 1)
+        types = {d.get("type") for d in dimms}
+        if len(types) == 1 and types.pop() in DDR_TYPES:
+            out["type"] = dimms[0]["type"]
+    if isinstance(ram.get("edac_controllers"), int) and ram["edac_controllers"] > 0:
+        out["ecc"] = True
+    return out
 
 
 def _hardware(snap: dict[str, Any]) -> dict[str, Any]:
@@ -69,9 +86,7 @@ def _hardware(snap: dict[str, Any]) -> dict[str, Any]:
             hw["gpu"] = list(groups.values())
     ram = host.get("ram")
     if _ok(ram) and isinstance(ram.get("total_bytes"), int):
-        hw["ram"] = {"size_gb": math.floor(ram["total_bytes"] / 2**30)}
-        if isinstance(ram.get("edac_controllers"), int) and ram["edac_controllers"] > 0:
-            hw["ram"]["ecc"] = True
+        hw["ram"] = _ram(ram)
     disks, mounts = host.get("disks"), host.get("mounts")
     if isinstance(disks, list):
         by_disk: dict[str, list[str]] = {}

@@ -1,11 +1,12 @@
-"""Host judges (group ``host``): OS, kernel, CPU, RAM, storage, mounts, network, RDMA. Pure."""
+"""Host judges (group ``host``): OS, kernel, CPU, RAM (in ram.py), storage, mounts, network, RDMA. Pure."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from dlverify.checks.common import Judge, gb, get, gib, missing, version_matches
+from dlverify.checks.common import Judge, gb, get, missing, version_matches
+from dlverify.checks.ram import check_ram
 from dlverify.hwspec.model import Spec
 from dlverify.results import CheckResult
 
@@ -76,52 +77,6 @@ def _cpu(spec: Spec, host: dict[str, Any], j: Judge) -> None:
             j.warn(cid, label, have, wanted, f"{have - wanted} {unit} more than the spec")
         else:
             j.ok(cid, label, have, wanted)
-
-
-def _ram(spec: Spec, host: dict[str, Any], j: Judge) -> None:
-    want = spec.hardware.ram
-    total = get(host, "ram", "total_bytes")
-    if want is None:
-        j.skip(
-            "host.ram",
-            "RAM",
-            "the spec does not give a RAM size",
-            gib(total) if isinstance(total, int) else None,
-        )
-        return
-    exp = f"{want.size_gb:g} GB"
-    if missing(total):
-        j.fail("host.ram", "RAM", None, exp, f"unreadable: {missing(total)}")
-        return
-    # DIMMs are sold in binary units ("512GB" is 512 GiB); the kernel keeps a few percent for itself
-    have = total / 2**30
-    tol = spec.checks.ram_tolerance
-    if have < want.size_gb * (1 - tol):
-        j.fail(
-            "host.ram",
-            "RAM",
-            gib(total),
-            exp,
-            f"below {want.size_gb * (1 - tol):.0f} GiB (tolerance {tol:.0%})",
-        )
-    elif have > want.size_gb * (1 + tol):
-        j.warn("host.ram", "RAM", gib(total), exp, "more RAM than the spec")
-    else:
-        j.ok("host.ram", "RAM", gib(total), exp)
-    if want.ecc:
-        n = get(host, "ram", "edac_controllers")
-        if isinstance(n, int) and n > 0:
-            j.ok("host.ram.ecc", "RAM ECC", f"{n} EDAC memory controller(s)", "ECC")
-        elif isinstance(n, int):
-            j.warn(
-                "host.ram.ecc",
-                "RAM ECC",
-                "no EDAC memory controller",
-                "ECC",
-                "ECC is off, or the kernel's EDAC driver is not loaded (check the BIOS and `edac-util`)",
-            )
-        else:
-            j.skip("host.ram.ecc", "RAM ECC", "not in the snapshot")
 
 
 def _storage(spec: Spec, host: dict[str, Any], j: Judge) -> None:
@@ -269,7 +224,7 @@ def check_host(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
         kernel if isinstance(kernel, str) else missing(kernel),
     )
     _cpu(spec, host, j)
-    _ram(spec, host, j)
+    check_ram(spec, host, j)
     _storage(spec, host, j)
     _network(spec, host, j)
     return j.results

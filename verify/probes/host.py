@@ -1,4 +1,4 @@
-"""Host probe: OS, kernel, CPU, RAM, disks, mounts, NICs, RDMA devices and GPU XID errors.
+"""Host probe: OS, kernel, CPU, RAM (and its DIMMs), disks, mounts, NICs, RDMA devices and GPU XID errors.
 
 Reads /proc and /sys under a ``root`` prefix (default "/") so tests can point it at a fake tree. It never
 judges; a value it cannot read is an :class:`Unavailable` with the reason.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dlverify.probes.nvml import Unavailable
+from dlverify.probes.smbios import probe_smbios
 
 # block devices that are never a disk someone bought
 _SKIP_BLOCK = re.compile(r"^(loop|ram|zram|dm-|sr|fd|nbd|md)\d*")
@@ -114,18 +115,21 @@ def _edac_controllers(root: Path) -> int:
 
 
 def probe_ram(root: Path) -> dict[str, Any] | Unavailable:
+    """What the kernel can use (total_bytes), its EDAC drivers, and the firmware's DIMM list (smbios)."""
     edac = _edac_controllers(root)
     if root == Path("/"):
         import psutil
 
-        return {"total_bytes": int(psutil.virtual_memory().total), "edac_controllers": edac}
-    text = _read(root / "proc/meminfo")
-    if isinstance(text, Unavailable):
-        return text
-    m = re.search(r"^MemTotal:\s+(\d+) kB", text, re.M)
-    if not m:
-        return Unavailable("no MemTotal in /proc/meminfo")
-    return {"total_bytes": int(m.group(1)) * 1024, "edac_controllers": edac}
+        total = int(psutil.virtual_memory().total)
+    else:
+        text = _read(root / "proc/meminfo")
+        if isinstance(text, Unavailable):
+            return text
+        m = re.search(r"^MemTotal:\s+(\d+) kB", text, re.M)
+        if not m:
+            return Unavailable("no MemTotal in /proc/meminfo")
+        total = int(m.group(1)) * 1024
+    return {"total_bytes": total, "edac_controllers": edac, "smbios": probe_smbios(root)}
 
 
 def disk_class(name: str, rotational: int | Unavailable) -> str:
