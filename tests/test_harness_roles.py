@@ -39,3 +39,24 @@ def test_every_role_has_a_molecule_scenario(role: Path):
     assert (scenario / "molecule.yml").is_file()
     assert (scenario / "converge.yml").is_file()
     assert (scenario / "verify.yml").is_file(), "a scenario without assertions proves nothing"
+
+
+def test_pytorch_env_companions_follow_the_compatibility_data():
+    """The role pairs torch with torchvision/torchaudio when the spec pins neither; that table must say what
+    hwspec/data/pytorch.yaml (the data `dlverify spec lint` judges with) says, for every release from 2.1 on
+    (the first with a CUDA 12 build). Update the role's vars/main.yml from the data when a release ships."""
+    data = yaml.safe_load((REPO / "hwspec" / "data" / "pytorch.yaml").read_text())
+    want = {
+        patch: pair
+        for release in data["releases"].values()
+        for patch, pair in release["patches"].items()
+        if tuple(int(x) for x in patch.split(".")) >= (2, 1, 0)
+    }
+    have = yaml.safe_load((REPO / "roles" / "pytorch_env" / "vars" / "main.yml").read_text())[
+        "_pytorch_env_companions"
+    ]
+    assert have == want, {
+        "missing in the role": sorted(set(want) - set(have)),
+        "not in the data": sorted(set(have) - set(want)),
+        "differ": sorted(k for k in set(want) & set(have) if want[k] != have[k]),
+    }
