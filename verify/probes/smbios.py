@@ -151,7 +151,7 @@ def probe_smbios(root: Path) -> dict[str, Any] | Unavailable:
     try:
         table = path.read_bytes()
     except FileNotFoundError:
-        return Unavailable(f"no SMBIOS tables ({shown} absent: firmware or VM without them)")
+        return Unavailable(f"no SMBIOS tables ({shown} absent)")
     except PermissionError:
         return Unavailable(f"SMBIOS tables are readable only by root ({shown}): run as root to see the DIMMs")
     except OSError as exc:
