@@ -139,6 +139,13 @@ def build(recording: dict[str, Any], init_error: str | None = None) -> types.Mod
             _raise("NVMLError_NotSupported")
         return _value(links[link])
 
+    def fabric(h: _Handle, info: Any) -> int:
+        """Fills the caller's fabric-info struct like NVML does; the recordings' single GPUs (PCIe-attached
+        in a VM) have no fabric, which NVML answers as NotSupported."""
+        rec_fabric = _value(h.gpu.get("fabric", "ERR NVMLError_NotSupported"))
+        info.state, info.status = rec_fabric["state"], rec_fabric["status"]
+        return _real.NVML_SUCCESS
+
     def temperature(h: _Handle, sensor: int) -> Any:
         if sensor != _real.NVML_TEMPERATURE_GPU:
             _raise("NVMLError_NotSupported")
@@ -165,6 +172,8 @@ def build(recording: dict[str, Any], init_error: str | None = None) -> types.Mod
         "nvmlDeviceGetRetiredPages": retired,
         "nvmlDeviceGetRetiredPagesPendingStatus": _field("retired_pages_pending"),
         "nvmlDeviceGetTemperature": temperature,
+        "nvmlDeviceGetGpuFabricInfoV": fabric,
+        "nvmlDeviceGetGpuFabricInfo": fabric,
         "nvmlDeviceGetPowerUsage": _field("power_usage_mw"),
         "nvmlDeviceGetEnforcedPowerLimit": _field("power_limit_mw"),
         "nvmlDeviceGetPowerManagementLimit": _field("power_limit_mw"),

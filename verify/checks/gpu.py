@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from dlverify.checks.common import Judge, get, gib, missing, version_matches
+from dlverify.checks.fabric import check_fabric
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import GpuSpec, Spec
 from dlverify.results import CheckResult, Status
@@ -564,6 +565,10 @@ def check_gpus(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
         return node.results
     gpus = _node(spec, snap, node)
     _xid(spec, snap, node)
+    if gpus is not None:
+        check_fabric(snap, gpus, node)
+    else:
+        node.skip("gpu.fabric", "NVSwitch fabric", "NVML unavailable (see gpu.nvml)")
     results = node.results
     for i, g in enumerate(gpus or []):
         j = Judge(f"gpu{g.get('index', i)}")

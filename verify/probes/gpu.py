@@ -28,6 +28,10 @@ CLOCK_EVENT_REASONS: dict[int, str] = {
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
 
 NO_NVLINK = "no NVLink on this card"
+# nvmlGpuFabricState_t: how far nvidia-fabricmanager got in registering this GPU with the NVSwitch fabric
+FABRIC_STATES = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
+NO_FABRIC = "no NVSwitch fabric on this GPU"
+_NOT_HERE = ("not in this driver's NVML", "not in this nvidia-ml-py version")
 
 
 def decode_clock_event_reasons(mask: int) -> list[str]:
@@ -79,6 +83,38 @@ def _nvlink(nv: Any, handle: Any) -> list[dict[str, Any]] | Unavailable:
             return Unavailable(NO_NVLINK)
         return Unavailable(f"NVLink state unreadable: {reason}")
     return links
+
+
+def _return_name(nv: Any, code: int) -> str:
+    """NVML's name for a return code (``NVML_ERROR_NOT_READY``), found offline among pynvml's constants."""
+    for name in dir(nv):
+        if (name == "NVML_SUCCESS" or name.startswith("NVML_ERROR_")) and getattr(nv, name) == code:
+            return name
+    return f"NVML return code {code}"
+
+
+def _fabric(nv: Any, handle: Any) -> dict[str, Any] | Unavailable:
+    """Fabric registration (Hopper and later): the versioned call, else the older one (drivers < 550)."""
+    last = Unavailable("no fabric query in this nvidia-ml-py version")
+    for fn, struct in (
+        ("nvmlDeviceGetGpuFabricInfoV", "c_nvmlGpuFabricInfoV_t"),
+        ("nvmlDeviceGetGpuFabricInfo", "c_nvmlGpuFabricInfo_t"),
+    ):
+        make = getattr(nv, struct, None)
+        if make is None:
+            continue
+        info = make()
+        got = query(fn, handle, info)
+        if isinstance(got, Unavailable):
+            last = got
+            if got.reason in _NOT_HERE:
+                continue
+            break
+        state = FABRIC_STATES.get(int(info.state), f"state {int(info.state)}")
+        if state == "not_supported":
+            return Unavailable(NO_FABRIC)
+        return {"state": state, "status": _return_name(nv, int(info.status))}
+    return Unavailable(NO_FABRIC) if "not supported" in last.reason else last
 
 
 def _clock_event_reasons(handle: Any) -> int | Unavailable:
@@ -150,6 +186,7 @@ def probe_device(nv: Any, index: int) -> dict[str, Any]:
         "pcie_width_current": query("nvmlDeviceGetCurrPcieLinkWidth", h),
         "pcie_width_max": query("nvmlDeviceGetMaxPcieLinkWidth", h),
         "nvlink": _nvlink(nv, h),
+        "fabric": _fabric(nv, h),
         "perf_state": _map(pstate, lambda p: f"P{p}"),
         "utilization_gpu_pct": _attr(util, "gpu"),
         "utilization_memory_pct": _attr(util, "memory"),
@@ -176,6 +213,8 @@ def probe_nvml() -> dict[str, Any] | Unavailable:
 
 __all__ = [
     "CLOCK_EVENT_REASONS",
+    "FABRIC_STATES",
+    "NO_FABRIC",
     "NO_NVLINK",
     "decode_clock_event_reasons",
     "is_unavailable",

@@ -1,4 +1,5 @@
-"""Host probe: OS, kernel, CPU, RAM (and its DIMMs), disks, mounts, NICs, RDMA devices and GPU XID errors.
+"""Host probe: OS, kernel, CPU, RAM (and its DIMMs), disks, mounts, NICs, RDMA devices, GPU XID errors and
+NVSwitches (with the fabric manager's state).
 
 Reads /proc and /sys under a ``root`` prefix (default "/") so tests can point it at a fake tree. It never
 judges; a value it cannot read is an :class:`Unavailable` with the reason.
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dlverify.probes.fabric import probe_fabric_host
 from dlverify.probes.nvml import Unavailable
 from dlverify.probes.smbios import probe_smbios
 
@@ -363,4 +365,5 @@ def probe_host(root: str | os.PathLike[str] = "/", runner: Runner = _run) -> dic
         "rdma": rdma,
         "nvidia_kernel_module": probe_nvidia_module(r),
         "xid": probe_xid(runner),
+        "fabric": probe_fabric_host(r, runner),
     }

@@ -105,6 +105,8 @@ def parse(xml_text: str) -> dict[str, Any]:
                 "pcie_gen_gpu_max": _int(_text(g, "pci/pci_gpu_link_info/pcie_gen/max_device_link_gen")),
                 "pcie_width_current": _int(_text(g, "pci/pci_gpu_link_info/link_widths/current_link_width")),
                 "pcie_width_max": _int(_text(g, "pci/pci_gpu_link_info/link_widths/max_link_width")),
+                # "Completed", "In Progress", ...; N/A where the GPU has no NVSwitch fabric
+                "fabric_state": (_text(g, "fabric/state") or "").lower().replace(" ", "_") or None,
             }
         )
     return {
@@ -169,6 +171,9 @@ def compare(nvml: dict[str, Any], smi: dict[str, Any], *, live: bool = False) ->
                 row(idx, field, have, want, agree)
                 continue
             have = pg.get(field)
+            if field == "fabric_state":  # ours is {"state", "status"} (or unavailable)
+                fabric = pg.get("fabric")
+                have = fabric.get("state", fabric) if isinstance(fabric, dict) else fabric
             if isinstance(have, dict):  # {"unavailable": ...} on our side while smi shows a value
                 row(idx, field, have, want, False)
                 continue

@@ -1,0 +1,61 @@
+"""NVSwitch fabric judge (group ``gpu``, id ``gpu.fabric``). Pure.
+
+The GPUs' own fabric state (NVML, Hopper and later) is the authority where they report one; on older
+boards with NVSwitches the fabric manager's service state is the only witness. A host without switches,
+whose GPUs report no fabric, needs no fabric manager and the check is skipped saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlverify.checks.common import Judge, get, missing
+
+NAME = "NVSwitch fabric"
+_CONSEQUENCE = (
+    "CUDA programs fail with 'system not yet initialized' (error 802) until nvidia-fabricmanager registers "
+    "the GPUs: see `systemctl status nvidia-fabricmanager`; its version must equal the driver's"
+)
+
+
+def check_fabric(snap: dict[str, Any], gpus: list[dict[str, Any]], j: Judge) -> None:
+    host = get(snap, "host", "fabric")
+    host_ok = isinstance(host, dict) and missing(host) is None
+    switches = host.get("nvswitches") if host_ok else None
+    service = host.get("fabricmanager") if host_ok else None
+    service_word = service if isinstance(service, str) else None
+    reporting = {
+        g.get("index", i): g["fabric"]
+        for i, g in enumerate(gpus)
+        if isinstance(g.get("fabric"), dict) and missing(g["fabric"]) is None
+    }
+    if not reporting and not switches:
+        why = "no NVSwitch on this host" if switches == [] else f"NVSwitches not probed ({missing(host)})"
+        j.skip("gpu.fabric", NAME, f"{why} and no GPU reports a fabric: no fabric manager needed")
+        return
+    svc = f"; nvidia-fabricmanager {service_word}" if service_word else ""
+    if reporting:
+        bad = {
+            i: f
+            for i, f in reporting.items()
+            if f.get("state") != "completed" or f.get("status") != "NVML_SUCCESS"
+        }
+        if not bad:
+            j.ok("gpu.fabric", NAME, f"registered on {len(reporting)} GPU(s){svc}", "completed")
+            return
+        seen = ", ".join(
+            f"GPU {i}: {f.get('state')}"
+            + ("" if f.get("status") == "NVML_SUCCESS" else f" ({f.get('status')})")
+            for i, f in sorted(bad.items())
+        )
+        j.fail("gpu.fabric", NAME, seen + svc, "completed on every GPU", _CONSEQUENCE)
+        return
+    # NVSwitches, but GPUs that report no fabric state (Ampere and older): the service is the witness
+    n = f"{len(switches or [])} NVSwitch(es)"
+    if service_word == "active":
+        j.ok("gpu.fabric", NAME, f"{n}; nvidia-fabricmanager active", "nvidia-fabricmanager active")
+    elif service_word:
+        j.fail("gpu.fabric", NAME, f"{n}; nvidia-fabricmanager {service_word}", "active", _CONSEQUENCE)
+    else:
+        why = f"service state unknown: {missing(service)}"
+        j.warn("gpu.fabric", NAME, n, "nvidia-fabricmanager active", why)
