@@ -26,11 +26,7 @@ T0=$(date +%s)
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/device_run.log") 2>&1
 
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( BUDGET_S - $(elapsed) )); }
-say() { echo "[$(printf '%4d' "$(elapsed)")s] $*"; }
-
-# -- stage the package from this working tree (benchmarks/device/stage.sh) --------------------------
+# -- stage the package from this working tree; elapsed, left, say (benchmarks/device/stage.sh) -------
 . "$REPO/benchmarks/device/stage.sh"
 # a fresh, known compile cache: the first run is cold by construction, the second warm
 export XDG_CACHE_HOME="$STAGE/cache"

@@ -27,11 +27,7 @@ T0=$(date +%s)
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/check_run.log") 2>&1
 
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( BUDGET_S - $(elapsed) )); }
-say() { echo "[$(printf '%4d' "$(elapsed)")s] $*"; }
-
-. "$REPO/benchmarks/device/stage.sh"
+. "$REPO/benchmarks/device/stage.sh"   # the package on PYTHONPATH; elapsed, left, say
 export XDG_CACHE_HOME="$STAGE/cache"   # a known, empty compile cache for the bench's cold run
 WORK="$STAGE/work"
 mkdir -p "$WORK"

@@ -2,7 +2,11 @@
 # Sourced by the GPU-machine scripts (benchmarks/device_run.sh, benchmarks/device/check_run.sh): puts the
 # dlverify package of this working tree on PYTHONPATH exactly as pyproject.toml maps it (dlverify = verify/,
 # dlverify.hwspec = hwspec/, dlverify.bench = benchmarks/), because that machine has no network and no pip.
-# Needs REPO (the repo root) and PY (the python to use); sets STAGE (a fresh temporary folder).
+# Needs REPO (the repo root), PY (the python to use), T0 (start, epoch s) and BUDGET_S; sets STAGE (a fresh
+# temporary folder) and defines elapsed / left (seconds since T0 / left of BUDGET_S) and say (a timed line).
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( BUDGET_S - $(elapsed) )); }
+say() { echo "[$(printf '%4d' "$(elapsed)")s] $*"; }
 STAGE=$(mktemp -d)
 cp -r "$REPO/verify" "$STAGE/dlverify"
 ln -s "$REPO/hwspec" "$STAGE/dlverify/hwspec"
