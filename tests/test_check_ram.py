@@ -84,7 +84,7 @@ def test_dimm_faults_fail_or_warn_their_check(tmp_path: Path, label, dimms, ecc,
 
 def test_messages_name_the_dimm(tmp_path: Path) -> None:
     ids = _ram(_host(tmp_path, t.server(_one({"configured": 2666}))))
-    assert "P0 CHANNEL C" in ids["host.ram.dimms"].detail and "2666" in ids["host.ram.dimms"].detail
+    assert "P0 CHANNEL C / BANK 1" in ids["host.ram.dimms"].detail and "2666" in ids["host.ram.dimms"].detail
     ids = _ram(_host(tmp_path / "b", t.server(_one({"size_mib": 0}))))
     assert ids["host.ram"].observed.startswith("480 GiB in 15 DIMMs")
     assert "32 GiB short" in ids["host.ram"].detail

@@ -30,6 +30,11 @@ def _dimms(host: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str,
     return (dimms or None), smbios, "no DIMM listed"
 
 
+def _slot(d: dict[str, Any]) -> str:
+    """Where a DIMM sits, as the board labels it: locator and bank ("P0 CHANNEL C / BANK 1")."""
+    return " / ".join(str(x) for x in (d.get("locator"), d.get("bank")) if x) or "?"
+
+
 def _gib_whole(n: int) -> str:
     return f"{n / 2**30:g} GiB"
 
@@ -98,7 +103,7 @@ def _type(want: RamSpec, dimms: list[dict[str, Any]] | None, why: str, j: Judge)
     elif all(t.upper() == want.type.upper() for t in types):
         j.ok("host.ram.type", "RAM type", seen, want.type)
     else:
-        odd = [d.get("locator") or "?" for d in dimms if str(d.get("type")).upper() != want.type.upper()]
+        odd = [_slot(d) for d in dimms if str(d.get("type")).upper() != want.type.upper()]
         j.fail("host.ram.type", "RAM type", seen, want.type, f"DIMMs of another type: {', '.join(odd)}")
 
 
@@ -112,7 +117,7 @@ def _ecc(
     hardware = None  # what the firmware says of the modules and arrays, when it says anything
     if dimms is not None:
         plain = [
-            d.get("locator") or "?"
+            _slot(d)
             for d in dimms
             if isinstance(d.get("total_width_bits"), int)
             and isinstance(d.get("data_width_bits"), int)
@@ -189,7 +194,7 @@ def _population(dimms: list[dict[str, Any]] | None, smbios: Any, why: str, j: Ju
         )
     elif len(running) > 1:
         slow = min(running)
-        where = [d.get("locator") or "?" for d in dimms if d.get("configured_speed_mts") == slow]
+        where = [_slot(d) for d in dimms if d.get("configured_speed_mts") == slow]
         j.warn("host.ram.dimms", name, seen, "one speed", f"DIMMs at {slow} MT/s: {', '.join(where)}")
     else:
         if running and rated and max(running) < min(rated):
