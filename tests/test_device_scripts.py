@@ -45,3 +45,17 @@ def test_check_run_dry_run(tmp_path: Path) -> None:
     snap = json.loads((out / "snapshot.json").read_text())
     assert snap["schema"] == "dlverify.snapshot/1"
     assert "check_table: exit 1" in (out / "check_run.log").read_text()
+
+
+def test_bench_device_run_stages_and_collects(tmp_path: Path) -> None:
+    # PLAN=none with no time for the reference: only the staging, the environment probe and the collection
+    out = tmp_path / "out"
+    env = dict(os.environ, OUT=str(out), PYTHON=sys.executable, PLAN="none", BUDGET_S="60")
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks/device_run.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    log = (out / "device_run.log").read_text()
+    assert "skipped the reference: too little time left" in log and log.rstrip().endswith("done")
+    assert json.loads((out / "timings.json").read_text()) == {}
+    assert json.loads((out / "variants.json").read_text()) == {}
