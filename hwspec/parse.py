@@ -10,6 +10,7 @@ unit DIMMs are sold in whatever the label says (a \"32GB\" DIMM holds 32 GiB).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from dlverify.hwspec.model import CpuSpec, GpuSpec, NetworkSpec, OsSpec, RamSpec
 
@@ -38,27 +39,27 @@ def _num(text: str) -> float:
     return int(value) if value.is_integer() else value
 
 
-def parse_size(text: str) -> float:
-    """``"2TB"`` -> 2000.0, ``"480GiB"`` -> 515.396 (decimal GB)."""
+def _scaled_size(text: str, per_unit: Callable[[str], float]) -> float:
+    """The number of ``text`` ("2TB", "480 GiB") times ``per_unit(unit)``, rounded; refuses the unparseable
+    and anything not above zero."""
     m = _SIZE_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if not m:
         raise ValueError(f"expected {SIZE_HINT}, got {text!r}")
-    gb = float(m["num"]) * _UNIT_BYTES[m["unit"].lower()] / 1e9
-    if gb <= 0:
+    size = float(m["num"]) * per_unit(m["unit"].lower())
+    if size <= 0:
         raise ValueError(f"size must be greater than zero, got {text!r}")
-    return round(gb, 3)
+    return round(size, 3)
+
+
+def parse_size(text: str) -> float:
+    """``"2TB"`` -> 2000.0, ``"480GiB"`` -> 515.396 (decimal GB)."""
+    return _scaled_size(text, lambda unit: _UNIT_BYTES[unit] / 1e9)
 
 
 def parse_ram_size(text: str) -> float:
     """RAM is sold in binary units whatever the label says: ``"512GB"`` and ``"512GiB"`` -> 512.0 GiB,
     ``"1TB"`` -> 1024.0 GiB (a "32GB" DIMM holds 32 GiB)."""
-    m = _SIZE_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if not m:
-        raise ValueError(f"expected {SIZE_HINT}, got {text!r}")
-    gib = float(m["num"]) * 1024.0 ** "kmgtp".index(m["unit"][0].lower()) / 1024.0**2
-    if gib <= 0:
-        raise ValueError(f"size must be greater than zero, got {text!r}")
-    return round(gib, 3)
+    return _scaled_size(text, lambda unit: 1024.0 ** "kmgtp".index(unit[0]) / 1024.0**2)
 
 
 def _split_count(text: str) -> tuple[int | None, str]:
