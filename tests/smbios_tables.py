@@ -9,7 +9,7 @@ independent decoder, can be asked what they say (tests/test_probe_smbios.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DDR4, DDR5, RAM = 0x1A, 0x22, 0x07
 ECC_NONE, ECC_MULTI_BIT = 0x03, 0x06
@@ -51,7 +51,6 @@ class Dimm:
     part: str = "M393A4K40DB3-CWE"
     bank: str = ""
     size_kib: int | None = None  # a size given in KiB (bit 15 of the size word)
-    extra: dict[int, tuple[int, int]] = field(default_factory=dict)  # offset -> (size, value) overrides
 
 
 def device17(handle: int, array: int, d: Dimm, length: int = 0x5C) -> bytes:
@@ -95,8 +94,6 @@ def device17(handle: int, array: int, d: Dimm, length: int = 0x5C) -> bytes:
         _put(a, 0x28, 1, 0x03)  # DRAM
         _put(a, 0x29, 2, 0x0008)  # volatile memory
         _put(a, 0x3C, 8, d.size_kib * 2**10 if d.size_kib is not None else (d.size_mib or 0) * 2**20)
-    for offset, (size, value) in d.extra.items():
-        _put(a, offset, size, value)
     return structure(17, handle, a, strings)
 
 
