@@ -85,9 +85,40 @@ def discover_gpus(gpus: str, nvml: Any = nvml_probe) -> list[Slot]:
         raise NoGpuError(f"no GPU to benchmark: {exc}") from exc
     if not infos:
         raise NoGpuError("no GPU to benchmark: NVML works but reports 0 GPUs")
-    chosen = parse_gpus(gpus, [i for i, _, _ in infos])
+    chosen = parse_gpus(gpus, visible_indices(infos, os.environ.get("CUDA_VISIBLE_DEVICES")))
     by_index = {i: (n, u) for i, n, u in infos}
     return [Slot(k, i, f"gpu{i}", *by_index[i]) for k, i in enumerate(chosen)]
+
+
+def visible_indices(infos: Sequence[tuple[int, str | None, str | None]], visible: str | None) -> list[int]:
+    """The NVML indices an inherited CUDA_VISIBLE_DEVICES leaves to this run (Slurm, a container, a user).
+
+    Unset: every GPU. Entries are NVML indices (nvidia-smi numbers; Slurm's gres numbering) or GPU UUIDs
+    (a prefix is enough, as CUDA accepts). CUDA stops at the first entry it cannot resolve; so does this.
+    MIG instances are refused by name: the bench times whole GPUs.
+    """
+    all_idx = [i for i, _, _ in infos]
+    if visible is None:
+        return all_idx
+    out: list[int] = []
+    for raw in visible.split(","):
+        entry = raw.strip()
+        if entry.startswith("MIG-"):
+            raise NoGpuError(f"CUDA_VISIBLE_DEVICES names a MIG instance ({entry}): dlverify bench times "
+                             "whole GPUs; unset it or name the parent GPU by index or UUID")
+        if entry.isdigit() and int(entry) in all_idx:
+            i = int(entry)
+        else:
+            hits = [i for i, _, u in infos if entry.startswith("GPU-") and u and u.startswith(entry)]
+            if len(hits) != 1:
+                break  # as CUDA does: the rest of the list is ignored
+            i = hits[0]
+        if i not in out:
+            out.append(i)
+    if not out:
+        raise NoGpuError(f"no GPU to benchmark: CUDA_VISIBLE_DEVICES={visible!r} leaves no GPU of this "
+                         f"host visible (NVML indices: {', '.join(map(str, all_idx))})")
+    return out
 
 
 def cpu_slots(gpus: str) -> list[Slot]:

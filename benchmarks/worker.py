@@ -8,8 +8,10 @@ Every message is a dict with ``slot`` and ``event``: ``phase``, ``progress``, ``
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -35,11 +37,38 @@ def _is_oom(exc: BaseException) -> bool:
     return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
+def _stop_group(_signum: int, _frame: object) -> None:
+    """SIGTERM to a worker takes its whole process group (inductor's compile workers) down with it."""
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    os._exit(143)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux for SIGTERM when the runner dies, even by SIGKILL, which no handler of its can catch.
+
+    Without it a worker, in a process group of its own, would run on re-parented to PID 1 with its GPU.
+    """
+    signal.signal(signal.SIGTERM, _stop_group)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the runner's own clean-up is all there is
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        _stop_group(signal.SIGTERM, None)
+
+
 def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any) -> None:
     """Entry point of a worker process. Never raises: failures go to the queue as an ``error`` event."""
     slot = int(slot_info["slot"])
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # own process group: the runner can stop inductor's compile workers with it
+    _die_with_parent()
 
     def send(event: str, **kw: Any) -> None:
         queue.put({"slot": slot, "event": event, "t": time.monotonic(), **kw})

@@ -6,6 +6,7 @@ The hooks fire before torch is imported, so these runs take seconds.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -93,3 +94,65 @@ class _FailingNvml:
 def test_no_nvml_means_no_gpu() -> None:
     with pytest.raises(runner.NoGpuError, match="libnvidia-ml"):
         runner.discover_gpus("all", nvml=_FailingNvml)
+
+
+class _TwoGpuNvml:
+    """Stand-in for dlverify.probes.nvml on a host with two H100s; the real query() layer is used."""
+
+    NvmlInitError = NvmlInitError
+    UUIDS = ("GPU-1c0a6b1e-0000-0000-0000-000000000000", "GPU-9f3e2d4c-0000-0000-0000-000000000000")
+
+    class _Lib:
+        def nvmlDeviceGetCount(self) -> int:
+            return 2
+
+        def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+            return i
+
+        def nvmlDeviceGetName(self, h: int) -> str:
+            return "NVIDIA H100 80GB HBM3"
+
+        def nvmlDeviceGetUUID(self, h: int) -> str:
+            return _TwoGpuNvml.UUIDS[h]
+
+    @classmethod
+    @contextlib.contextmanager
+    def session(cls):
+        yield cls._Lib()
+
+    @staticmethod
+    def query(fn, *args):
+        from dlverify.probes import nvml
+
+        return nvml.query(fn, *args)
+
+
+@pytest.mark.parametrize(("visible", "gpus", "want"), [
+    (None, "all", [0, 1]),
+    ("1", "all", [1]),
+    ("GPU-9f3e", "all", [1]),
+    ("1,0", "all", [1, 0]),
+    ("0,7,1", "all", [0]),  # CUDA ignores everything from the first entry it cannot resolve
+])
+def test_an_inherited_cuda_visible_devices_is_respected(monkeypatch, visible, gpus, want) -> None:
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert [s.index for s in runner.discover_gpus(gpus, nvml=_TwoGpuNvml)] == want
+
+
+def test_cuda_visible_devices_limits_what_gpus_may_name(monkeypatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    with pytest.raises(runner.GpuSelectionError, match="no GPU 0"):
+        runner.discover_gpus("0", nvml=_TwoGpuNvml)
+
+
+@pytest.mark.parametrize(("visible", "match"), [
+    ("", "leaves no GPU"),
+    ("MIG-4f0c1b2a-0000-0000-0000-000000000000", "MIG instance"),
+])
+def test_cuda_visible_devices_that_leave_nothing_say_why(monkeypatch, visible, match) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with pytest.raises(runner.NoGpuError, match=match):
+        runner.discover_gpus("all", nvml=_TwoGpuNvml)
