@@ -1,7 +1,9 @@
 """The real ResNet18 recipe and timing code, run on the CPU with real torch at a tiny size.
 
-The correctness guard must accept a step that learns and reject one that does not (lr=0) or that
-produces NaN: a fast number from a broken step is a failure, not a result.
+The correctness guard must accept an honest step (fp32 and bf16) and reject one that does not learn
+(lr=0), produces NaN, or is broken in any of the ways a too-good number has been got (recipe.BROKEN: skipped
+blocks, frozen backbone, ignored input, a quarter of the batch, half resolution, zeros), each of which still
+memorises one fixed batch: a fast number from a broken step is a failure, not a result.
 """
 
 from __future__ import annotations
@@ -20,12 +22,42 @@ TINY = BenchConfig(device="cpu", image_size=32, train_batch=2, infer_batch=4, du
                    window_s=0.01, min_windows=3).resolved()
 
 
-def _measure(mode: str, fault: str | None = None) -> dict:
+BATCH8 = BenchConfig(device="cpu", image_size=32, train_batch=8, infer_batch=8, duration_s=0.05,
+                     window_s=0.01, min_windows=3).resolved()
+
+
+def _measure(mode: str, fault: str | None = None, cfg: BenchConfig = TINY, precision: str = "auto") -> dict:
     torch.manual_seed(0)
-    prec = recipe.resolve_precision(mode, "auto", "cpu")
+    prec = recipe.resolve_precision(mode, precision, "cpu")
     build = recipe.build_train if mode == "train" else recipe.build_infer
-    w = build(TINY, CPU, prec, TINY.train_batch if mode == "train" else TINY.infer_batch, fault)
-    return recipe.measure(w, TINY, CPU)
+    w = build(cfg, CPU, prec, cfg.train_batch if mode == "train" else cfg.infer_batch, fault)
+    return recipe.measure(w, cfg, CPU)
+
+
+@pytest.mark.parametrize(("mode", "broken"), [("train", b) for b in recipe.BROKEN]
+                         + [("infer", b) for b in recipe.BROKEN if b != "freeze"])  # nothing trains in infer
+def test_guard_rejects_every_broken_recipe(mode: str, broken: str) -> None:
+    r = _measure(mode, broken, BATCH8)
+    g = r["guard"]
+    assert not g["ok"], g
+    assert r["img_s"] > 0  # it ran, and it is still not a result
+    if mode == "train":
+        if broken != "zeros":  # it did memorise the fixed batch: a loss-drop guard alone passed it
+            assert g["loss_last"] < g["loss_first"] * (1 - recipe.LOSS_MIN_DROP)
+        assert "fp32 eager" in g["detail"]
+    else:
+        assert "disagree" in g["detail"] and f"of {BATCH8.infer_batch}" in g["detail"]
+
+
+@pytest.mark.parametrize("mode", ["train", "infer"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_guard_accepts_an_honest_step_in_reduced_precision(mode: str, precision: str) -> None:
+    g = _measure(mode, None, BATCH8, precision)["guard"]
+    assert g["ok"], g
+    if mode == "train":
+        v = g["vs_fp32_eager"]
+        assert v["params_compared"] == 62 and v["min_grad_cosine"] >= recipe.GRAD_MIN_COSINE
+        assert v["loss_rel_diff"] <= recipe.LOSS_MAX_REL_DIFF
 
 
 def test_training_step_learns_and_is_timed_in_windows() -> None:
