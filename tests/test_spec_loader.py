@@ -139,10 +139,12 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     p = tmp_path / "spec.yaml"
     p.write_text("software: {}\n")
 
-    def deny(self: Path) -> bytes:
+    import os
+
+    def deny(*_a: object, **_k: object) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)  # root ignores chmod, so stand in for EACCES
+    monkeypatch.setattr(os, "open", deny)  # root ignores chmod, so stand in for EACCES
     with pytest.raises(SpecError, match="not readable: permission denied"):
         load_spec(p)
 
