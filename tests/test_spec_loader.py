@@ -259,7 +259,7 @@ def test_enum_out_of_range() -> None:
 
 def test_counts_must_be_positive() -> None:
     e = _err("hardware:\n  gpu:\n    - {model: H100, count: 0}\n")
-    assert e.key == "hardware.gpu[0].count" and "at least 1, got 0" in e.message and e.line == 3
+    assert e.key == "hardware.gpu[0].count" and "from 1 to 4096, got 0" in e.message and e.line == 3
     e = _err("hardware:\n  network:\n    - {speed_gbps: -25}\n")
     assert e.key == "hardware.network[0].speed_gbps" and "greater than 0" in e.message
     e = _err("hardware:\n  gpu: 'H100 x 0'\n")
