@@ -263,7 +263,7 @@ def test_counts_must_be_positive() -> None:
     e = _err("hardware:\n  network:\n    - {speed_gbps: -25}\n")
     assert e.key == "hardware.network[0].speed_gbps" and "greater than 0" in e.message
     e = _err("hardware:\n  gpu: 'H100 x 0'\n")
-    assert "at least 1" in e.message
+    assert "from 1 to 4096" in e.message
 
 
 def test_cross_field_rules() -> None:
