@@ -30,6 +30,21 @@ def as_of(name: str) -> str:
     return str(table(name)["as_of"])
 
 
+def row_source(name: str, section: str, key: str) -> str | list[str] | None:
+    """The primary source of one data row: its own ``source:``, else its section's ``row_sources`` entry."""
+    t = table(name)
+    row = (t.get(section) or {}).get(key)
+    if isinstance(row, dict) and row.get("source"):
+        return row["source"]
+    return (t.get("row_sources") or {}).get(section)
+
+
+def unsourced_reason(cards: list[GpuInfo] | tuple[GpuInfo, ...], field: str) -> str | None:
+    """Why the value of ``field`` lint would judge these cards by has no source (None when it has one)."""
+    reasons = [r for g in cards if (r := g.unsourced_reason(field))]
+    return reasons[0] if reasons else None
+
+
 def vkey(version: str) -> tuple[int, ...]:
     """``"535.54.03"`` -> (535, 54, 3); a local tag (``+cu121``) and suffixes are ignored."""
     public = str(version).split("+", 1)[0]
@@ -147,16 +162,21 @@ class GpuInfo:
     memory_gb: float
     min_driver: str
     min_cuda: str
-    nvlink: bool
-    pcie_gen: int
-    pcie_width: int
     nvml_names: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    nvlink: bool | None = None  # None: not in the data; the verifier uses what NVML reports
+    pcie_gen: int | None = None
+    pcie_width: int | None = None
     nvlink_links: int = 0
     max_cuda: str | None = None
     max_driver_branch: str | None = None
     memory_type: str | None = None
     note: str | None = None
+    source: tuple[str, ...] = ()  # the NVIDIA documents this card's facts come from
+    unsourced: tuple[tuple[str, str], ...] = ()  # (field, why) for values no document was found for
+
+    def unsourced_reason(self, field: str) -> str | None:
+        return dict(self.unsourced).get(field)
 
 
 _VENDOR_WORDS = {"nvidia", "tesla", "geforce", "quadro"}
@@ -174,6 +194,8 @@ def gpus() -> tuple[GpuInfo, ...]:
         e = dict(e)
         e["nvml_names"] = tuple(e.get("nvml_names", ()))
         e["aliases"] = tuple(e.get("aliases", ()))
+        e["source"] = tuple(e.get("source", ()))
+        e["unsourced"] = tuple((str(k), str(v)) for k, v in (e.get("unsourced") or {}).items())
         out.append(GpuInfo(key=key, **e))
     return tuple(out)
 
@@ -217,10 +239,19 @@ def gpu_info(nvml_name: str) -> GpuInfo | None:
 
 def gpu_model_matches(spec_model: str, nvml_name: str) -> bool:
     """Does the card NVML reports satisfy the spec's model text? Every word of the spec's model must be
-    in NVML's name or in the known aliases of that card ("H100 80GB SXM" matches "NVIDIA H100 80GB HBM3")."""
+    in NVML's name or in the known aliases of that card ("H100 80GB SXM" matches "NVIDIA H100 80GB HBM3").
+
+    Where the data knows both the reported card and what the spec's text can mean, the card must be one of
+    those: NVIDIA names the H200 NVL "H200 NVL" and the SXM board plain "H200", so a spec for an "H200" is
+    not met by an H200 NVL although every word of it is in the NVL's name.
+    """
     want = _tokens(spec_model)
     have = set(_tokens(nvml_name))
     info = gpu_info(nvml_name)
+    if info is not None and want:
+        meant = find_gpus(spec_model)
+        if meant:
+            return info.key in {g.key for g in meant}
     if info is not None:
         have |= _all_tokens(info)
     return bool(want) and want <= have

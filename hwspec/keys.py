@@ -148,7 +148,7 @@ RAM_SIZE = Human(
     description='with a unit, binary as RAM is sold: "512GB" = "512GiB", "1TB" = 1024 GiB',
 )
 POSITIVE = Num(exclusive_minimum=0)
-COUNT = Int(minimum=1)
+COUNT = Int(minimum=1, maximum=4096)
 RATIO = Num(minimum=0, maximum=1)
 
 CPU: Kind = OneOf(

@@ -157,6 +157,9 @@ class Str(Kind):
 VERSION_PATTERN = r"^v?[0-9]+(\.[0-9A-Za-z]+)*([+~-][0-9A-Za-z.+~-]+)?$"
 
 
+MAX_HUMAN_TEXT = 200
+
+
 @dataclass
 class Version(Kind):
     """A version string. YAML reads ``12.1`` as a float and ``3.10`` as 3.1, so numbers are refused."""
@@ -311,6 +314,10 @@ class Human(Kind):
         value = self._scalar_of(node, key, ctx, (str,))
         if value is INVALID:
             return value
+        if len(value) > MAX_HUMAN_TEXT:  # before any pattern runs: regex time must not grow with junk
+            return ctx.error(
+                node, key, f"too long ({len(value)} characters; a value here is at most {MAX_HUMAN_TEXT})"
+            )
         try:
             return self.parser(value)
         except ValueError as exc:

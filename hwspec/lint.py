@@ -599,12 +599,14 @@ def _lint_gpus(out: _Out) -> None:
                     if too_old
                     else f"is not supported by drivers after R{max_branch}"
                 )
+                why = compat.unsourced_reason(found, "min_driver" if too_old else "max_driver_branch")
+                note = f" (unsourced data, so only a warning: {why})" if why else ""
                 out.add(
-                    Status.FAIL,
+                    Status.WARN if why else Status.FAIL,
                     "spec.gpu.driver",
                     "GPU vs driver",
                     key,
-                    f"{gpu.model} ({arch}) {reason}",
+                    f"{gpu.model} ({arch}) {reason}{note}",
                     drv,
                     f">= {min_driver}",
                 )
@@ -620,12 +622,14 @@ def _lint_gpus(out: _Out) -> None:
                 )
         if sw.cuda is not None:
             if compat.vkey(sw.cuda) < compat.vkey(min_cuda):
+                why = compat.unsourced_reason(found, "min_cuda")
+                note = f" (unsourced data, so only a warning: {why})" if why else ""
                 out.add(
-                    Status.FAIL,
+                    Status.WARN if why else Status.FAIL,
                     "spec.gpu.cuda",
                     "GPU vs CUDA",
                     key,
-                    f"{arch} needs CUDA >= {min_cuda}",
+                    f"{arch} needs CUDA >= {min_cuda}{note}",
                     sw.cuda,
                     f">= {min_cuda}",
                 )

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import yaml
 from yaml.nodes import MappingNode
 
 from dlverify.hwspec import compat
 from dlverify.hwspec.errors import SpecError
+from dlverify.hwspec.fileread import InputFileError, decode_text, read_bytes
 from dlverify.hwspec.keys import SPEC
 from dlverify.hwspec.kinds import INVALID, Context, scalar, type_name
 from dlverify.hwspec.model import Spec
@@ -23,25 +23,12 @@ MAX_BYTES = 4 * 1024 * 1024  # a spec is a page of YAML; refuse to parse anythin
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:
-    """Read and validate a spec file."""
+    """Read and validate a spec file (a regular file of at most ``MAX_BYTES``, UTF-8)."""
     name = str(path)
-    p = Path(path)
     try:
-        if p.is_dir():
-            raise SpecError(name, None, None, "", "is a directory, not a spec file")
-        if p.exists() and p.stat().st_size > MAX_BYTES:
-            raise SpecError(name, None, None, "", f"too large for a spec ({p.stat().st_size} bytes)")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(name, None, None, "", "no such file") from None
-    except PermissionError:
-        raise SpecError(name, None, None, "", "not readable: permission denied") from None
-    except OSError as exc:
-        raise SpecError(name, None, None, "", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecError(name, None, None, "", f"not UTF-8 text (bad byte at offset {exc.start})") from None
+        text = decode_text(read_bytes(name, MAX_BYTES, "spec file"), name, "spec file")
+    except InputFileError as exc:
+        raise SpecError(name, None, None, "", exc.reason) from None
     return load_spec_text(text, name)
 
 

@@ -62,10 +62,18 @@ def parse_ram_size(text: str) -> float:
     return _scaled_size(text, lambda unit: 1024.0 ** "kmgtp".index(unit[0]) / 1024.0**2)
 
 
+MAX_TEXT = 200  # a human-form value is a short label; longer text is refused before any pattern runs
+MAX_COUNT = 4096  # more GPUs/NICs/sockets than any one server has
+
+
 def _split_count(text: str) -> tuple[int | None, str]:
     """Strip a ``4x``/``× 4`` count from either end; both ends at once is ambiguous."""
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"too long for a label ({len(text)} characters, at most {MAX_TEXT})")
     count = None
     rest = text.strip()
+    if re.match(r"-\s*\d+\s*[x×*]", rest, re.IGNORECASE):
+        raise ValueError(f"count must be at least 1 in {text!r}")
     pre = _COUNT_PREFIX.match(rest)
     if pre:
         count = int(pre["n"])
@@ -76,8 +84,8 @@ def _split_count(text: str) -> tuple[int | None, str]:
             raise ValueError(f"count given twice in {text!r}")
         count = int(suf["n"])
         rest = rest[: suf.start()]
-    if count is not None and count < 1:
-        raise ValueError(f"count must be at least 1, got {count} in {text!r}")
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"count must be from 1 to {MAX_COUNT}, got {count} in {text!r}")
     return count, rest.strip()
 
 

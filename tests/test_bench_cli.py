@@ -27,13 +27,16 @@ def test_no_gpu_is_a_clear_message_and_exit_2(capsys) -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--duration", "0"], "--duration must be > 0"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--image-size", "8"], "--image-size must be >= 32"),
-    (["--device", "cpu", "--gpus", "one"], "'one' is not a GPU index"),
-    (["--replay", "/nonexistent/run.json"], "cannot replay"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--duration", "0"], "--duration must be > 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--image-size", "8"], "--image-size must be >= 32"),
+        (["--device", "cpu", "--gpus", "one"], "'one' is not a GPU index"),
+        (["--replay", "/nonexistent/run.json"], "cannot replay"),
+    ],
+)
 def test_bad_usage_exits_2(argv, message, capsys) -> None:
     assert main(["bench", *argv]) == EXIT_USAGE
     assert message in capsys.readouterr().err
@@ -44,8 +47,28 @@ def test_cpu_run_through_the_cli_with_a_crashing_worker(tmp_path, monkeypatch) -
     monkeypatch.setenv("DLVERIFY_BENCH_FAULT", "crash@1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--device", "cpu", "--gpus", "0,1", "--image-size", "32", "--batch-size", "2",
-               "--duration", "0.2", "--format", "json", "-o", str(out), "--quiet", "--timeout", "120"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            "cpu",
+            "--gpus",
+            "0,1",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--duration",
+            "0.2",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "--quiet",
+            "--timeout",
+            "120",
+        ]
+    )
     assert rc == EXIT_FAIL
     doc = json.loads(out.read_text())
     assert doc["schema"] == "dlverify.report/1" and doc["command"] == "bench" and doc["exit_code"] == 1

@@ -30,41 +30,85 @@ REFS = load_references()
 TRAIN, INFER = 16_500.0, 72_000.0
 
 
-def _tele(sm: float = 1980, power: float = 690, temp: float = 62, util: float = 100,
-          reasons: dict[str, float] | None = None, limit: float = LIMIT_W) -> dict[str, Any]:
+def _tele(
+    sm: float = 1980,
+    power: float = 690,
+    temp: float = 62,
+    util: float = 100,
+    reasons: dict[str, float] | None = None,
+    limit: float = LIMIT_W,
+) -> dict[str, Any]:
     def mmm(v: float) -> dict[str, float]:
         return {"min": v * 0.97, "median": v, "max": v * 1.01}
 
-    return {"samples": 100, "interval_s": 0.1, "power_limit_w": limit,
-            "sm_clock_max_mhz": H100["clock_sm_max"], "sm_clock_mhz": mmm(sm),
-            "mem_clock_mhz": mmm(H100["clock_mem_max"]), "power_w": mmm(power),
-            "temperature_c": mmm(temp), "util_gpu_pct": mmm(util), "util_mem_pct": mmm(50),
-            "reasons": reasons if reasons is not None else {"sw_power_cap": 0.6}}
+    return {
+        "samples": 100,
+        "interval_s": 0.1,
+        "power_limit_w": limit,
+        "sm_clock_max_mhz": H100["clock_sm_max"],
+        "sm_clock_mhz": mmm(sm),
+        "mem_clock_mhz": mmm(H100["clock_mem_max"]),
+        "power_w": mmm(power),
+        "temperature_c": mmm(temp),
+        "util_gpu_pct": mmm(util),
+        "util_mem_pct": mmm(50),
+        "reasons": reasons if reasons is not None else {"sw_power_cap": 0.6},
+    }
 
 
 def _mode(mode: str, img_s: float, guard_ok: bool = True, precision: str | None = None) -> dict[str, Any]:
-    return {"mode": mode, "precision": precision or ("bf16" if mode == "train" else "fp16"),
-            "batch_size": 512 if mode == "train" else 1024, "image_size": 224, "img_s": img_s,
-            "img_s_min": img_s * 0.99, "img_s_max": img_s * 1.01, "spread_pct": 2.0, "windows": 20,
-            "compile_s": 12.0, "recipe": "test recipe",
-            "guard": {"ok": guard_ok, "detail": "loss fell" if guard_ok else
-                      "loss did not drop on a fixed batch: first 6.9, last 6.9"}}
+    return {
+        "mode": mode,
+        "precision": precision or ("bf16" if mode == "train" else "fp16"),
+        "batch_size": 512 if mode == "train" else 1024,
+        "image_size": 224,
+        "img_s": img_s,
+        "img_s_min": img_s * 0.99,
+        "img_s_max": img_s * 1.01,
+        "spread_pct": 2.0,
+        "windows": 20,
+        "compile_s": 12.0,
+        "recipe": "test recipe",
+        "guard": {
+            "ok": guard_ok,
+            "detail": "loss fell" if guard_ok else "loss did not drop on a fixed batch: first 6.9, last 6.9",
+        },
+    }
 
 
-def _worker(i: int, train: float = TRAIN, infer: float = INFER, tele: dict | None = None,
-            name: str = CARD, guard_ok: bool = True) -> dict[str, Any]:
+def _worker(
+    i: int,
+    train: float = TRAIN,
+    infer: float = INFER,
+    tele: dict | None = None,
+    name: str = CARD,
+    guard_ok: bool = True,
+) -> dict[str, Any]:
     t = tele or _tele()
-    return {"slot": i, "index": i, "label": f"gpu{i}", "name": name, "status": "ok",
-            "result": {"name": name, "wall_s": 40.0,
-                       "modes": {"train": _mode("train", train, guard_ok), "infer": _mode("infer", infer)}},
-            "telemetry": {"run": t, "train": t, "infer": t}}
+    return {
+        "slot": i,
+        "index": i,
+        "label": f"gpu{i}",
+        "name": name,
+        "status": "ok",
+        "result": {
+            "name": name,
+            "wall_s": 40.0,
+            "modes": {"train": _mode("train", train, guard_ok), "infer": _mode("infer", infer)},
+        },
+        "telemetry": {"run": t, "train": t, "infer": t},
+    }
 
 
 def _record(workers: list[dict[str, Any]], **cfg: Any) -> dict[str, Any]:
     config = {"device": "cuda", "modes": ["train", "infer"], "image_size": 224, "compile": True, **cfg}
-    return {"schema": RECORD_SCHEMA, "config": config, "sequential": False,
-            "sampler": {"interval_s": 0.1, "sweeps": 400, "cpu_ms_per_sweep": 0.2, "error": None},
-            "workers": workers}
+    return {
+        "schema": RECORD_SCHEMA,
+        "config": config,
+        "sequential": False,
+        "sampler": {"interval_s": 0.1, "sweeps": 400, "cpu_ms_per_sweep": 0.2, "error": None},
+        "workers": workers,
+    }
 
 
 def _by(results, rid: str, group: str):
@@ -81,7 +125,8 @@ def test_packaged_references_name_card_date_versions_and_source() -> None:
     doc, e = find_reference(REFS, CARD, "infer", "fp16", 224)
     assert e["img_s"] == pytest.approx(REF["infer_bf16amp_cl_compile"]["img_s"], abs=1)
     assert find_reference(REFS, CARD, "train", "fp32", 224)[1]["img_s"] == pytest.approx(
-        REF["train_fp32_nchw_eager"]["img_s"], abs=1)
+        REF["train_fp32_nchw_eager"]["img_s"], abs=1
+    )
     assert find_reference(REFS, "NVIDIA A100-SXM4-80GB", "infer", "fp16", 224) is None
 
 
@@ -114,11 +159,16 @@ def test_a_straggler_is_named_with_its_thermal_cause() -> None:
 
 def test_straggler_tolerance_comes_from_the_spec() -> None:
     workers = [_worker(0), _worker(1, infer=INFER * 0.9), _worker(2)]
-    assert _by(judge(_record(workers), references=REFS), "bench.infer.straggler",
-               "gpu1").status is Status.FAIL
+    assert (
+        _by(judge(_record(workers), references=REFS), "bench.infer.straggler", "gpu1").status is Status.FAIL
+    )
     loose = BenchSpec(straggler_tolerance=0.12)
-    assert _by(judge(_record(workers), references=REFS, bench_spec=loose), "bench.infer.straggler",
-               "gpu1").status is Status.PASS
+    assert (
+        _by(
+            judge(_record(workers), references=REFS, bench_spec=loose), "bench.infer.straggler", "gpu1"
+        ).status
+        is Status.PASS
+    )
 
 
 def test_a_throttled_gpu_that_keeps_up_is_still_flagged() -> None:
@@ -130,8 +180,11 @@ def test_a_throttled_gpu_that_keeps_up_is_still_flagged() -> None:
     assert t1.status is Status.WARN and "sw_thermal_slowdown 20%" in t1.detail
     assert _by(res, "bench.infer.straggler", "gpu0").status is Status.PASS
     # the spec may allow a reason (ChecksSpec.allowed_clock_event_reasons)
-    allowed = judge(_record([_worker(0, tele=driver_hot)]), references=REFS,
-                    allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"))
+    allowed = judge(
+        _record([_worker(0, tele=driver_hot)]),
+        references=REFS,
+        allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"),
+    )
     assert _by(allowed, "bench.telemetry", "gpu0").status is Status.PASS
 
 
@@ -148,12 +201,23 @@ def test_below_reference_fails_with_the_likely_cause() -> None:
 
 
 def test_a_crashed_or_hung_worker_fails_its_gpu_and_the_others_are_judged() -> None:
-    crashed = {"slot": 1, "index": 1, "label": "gpu1", "name": CARD, "status": "failed",
-               "failure": {"kind": "oom", "error": "OutOfMemoryError: CUDA out of memory",
-                           "phase": "compile"},
-               "telemetry": {"unavailable": "x"}}
-    hung = {"slot": 2, "index": 2, "label": "gpu2", "name": CARD, "status": "failed",
-            "failure": {"kind": "timeout", "error": "no result after 600 s (stuck in compile of train)"}}
+    crashed = {
+        "slot": 1,
+        "index": 1,
+        "label": "gpu1",
+        "name": CARD,
+        "status": "failed",
+        "failure": {"kind": "oom", "error": "OutOfMemoryError: CUDA out of memory", "phase": "compile"},
+        "telemetry": {"unavailable": "x"},
+    }
+    hung = {
+        "slot": 2,
+        "index": 2,
+        "label": "gpu2",
+        "name": CARD,
+        "status": "failed",
+        "failure": {"kind": "timeout", "error": "no result after 600 s (stuck in compile of train)"},
+    }
     res = judge(_record([_worker(0), crashed, hung, _worker(3)]), references=REFS)
     w1, w2 = _by(res, "bench.worker", "gpu1"), _by(res, "bench.worker", "gpu2")
     assert w1.status is Status.FAIL and "gpu1 ran out of memory: OutOfMemoryError" in w1.detail
@@ -220,7 +284,7 @@ def test_replay_of_a_recorded_run_through_the_cli(tmp_path, capsys) -> None:
     assert "ResNet18 images/s per GPU" in text and "13,200 ±2.0%" in text and "FAILED" in text
     # junit for CI
     assert main(["bench", "--replay", str(path), "--format", "junit"]) == EXIT_FAIL
-    assert "<testsuite name=\"gpu1\"" in capsys.readouterr().out
+    assert '<testsuite name="gpu1"' in capsys.readouterr().out
     # a file that is not a recorded run is bad input
     broken = copy.deepcopy(rec)
     broken["schema"] = "something/9"
@@ -236,8 +300,10 @@ def test_spec_floors_and_tolerances_through_the_cli(tmp_path, capsys) -> None:
     run = tmp_path / "run.json"
     run.write_text(json.dumps(_record([_worker(0), _worker(1, train=TRAIN * 0.94)])))
     out = tmp_path / "out.json"
-    assert main(["bench", "--replay", str(run), "--spec", str(spec_file), "--format", "json",
-                 "-o", str(out)]) == EXIT_FAIL
+    assert (
+        main(["bench", "--replay", str(run), "--spec", str(spec_file), "--format", "json", "-o", str(out)])
+        == EXIT_FAIL
+    )
     res = {(r["group"], r["id"]): r for r in json.loads(out.read_text())["results"]}
     assert res[("gpu0", "bench.infer.floor")]["status"] == "fail"
     assert res[("gpu1", "bench.train.straggler")]["status"] == "fail"  # 6% below gpu0, tolerance 5%

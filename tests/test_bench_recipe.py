@@ -18,8 +18,9 @@ from dlverify.bench.config import BenchConfig  # noqa: E402
 from dlverify.bench.worker import _run_mode  # noqa: E402
 
 CPU = torch.device("cpu")
-TINY = BenchConfig(device="cpu", image_size=32, train_batch=2, infer_batch=4, duration_s=0.05,
-                   window_s=0.01, min_windows=3).resolved()
+TINY = BenchConfig(
+    device="cpu", image_size=32, train_batch=2, infer_batch=4, duration_s=0.05, window_s=0.01, min_windows=3
+).resolved()
 
 
 BATCH8 = BenchConfig(device="cpu", image_size=32, train_batch=8, infer_batch=8, duration_s=0.05,
@@ -103,13 +104,16 @@ def test_out_of_memory_halves_an_automatic_batch_but_not_a_forced_one() -> None:
         _run_mode(recipe, torch, forced, "infer", CPU, "oom", send)
 
 
-@pytest.mark.parametrize(("mode", "precision", "device", "name", "weights", "autocast"), [
-    ("infer", "auto", "cpu", "fp32", torch.float32, None),
-    ("infer", "fp16", "cuda", "fp16", torch.float16, None),
-    ("infer", "bf16", "cuda", "bf16", torch.bfloat16, None),
-    ("train", "bf16", "cuda", "bf16", torch.float32, torch.bfloat16),
-    ("train", "fp32", "cuda", "fp32", torch.float32, None),
-])
+@pytest.mark.parametrize(
+    ("mode", "precision", "device", "name", "weights", "autocast"),
+    [
+        ("infer", "auto", "cpu", "fp32", torch.float32, None),
+        ("infer", "fp16", "cuda", "fp16", torch.float16, None),
+        ("infer", "bf16", "cuda", "bf16", torch.bfloat16, None),
+        ("train", "bf16", "cuda", "bf16", torch.float32, torch.bfloat16),
+        ("train", "fp32", "cuda", "fp32", torch.float32, None),
+    ],
+)
 def test_precision_resolution(mode, precision, device, name, weights, autocast) -> None:
     p = recipe.resolve_precision(mode, precision, device)
     assert (p.name, p.weights, p.autocast) == (name, weights, autocast)

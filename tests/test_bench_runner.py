@@ -38,8 +38,9 @@ def test_crashing_hanging_and_raising_workers_are_each_reported() -> None:
 def test_sequential_runs_one_worker_at_a_time() -> None:
     slots = runner.cpu_slots("0,1")
     events: list[dict] = []
-    recs = runner.run_workers(slots, BenchConfig(device="cpu", fault="raise"), sequential=True,
-                              on_event=events.append)
+    recs = runner.run_workers(
+        slots, BenchConfig(device="cpu", fault="raise"), sequential=True, on_event=events.append
+    )
     order = [(e["event"], e["slot"]) for e in events if e["event"] in ("started", "finished")]
     assert order == [("started", 0), ("finished", 0), ("started", 1), ("finished", 1)]
     assert [r["failure"]["kind"] for r in recs] == ["exception", "exception"]

@@ -158,7 +158,9 @@ def test_sampler_cost_per_sweep_with_fake_nvml(n_gpus: int, capsys) -> None:
     per = (time.thread_time() - t) / 200 * 1e3
     s.stop()
     with capsys.disabled():
-        print(f"\n[fake NVML] sampler CPU per sweep of {n_gpus} GPUs: {per:.3f} ms "
-              f"({per * 10 / 1000:.3%} of one core at 10 Hz)")
+        print(
+            f"\n[fake NVML] sampler CPU per sweep of {n_gpus} GPUs: {per:.3f} ms "
+            f"({per * 10 / 1000:.3%} of one core at 10 Hz)"
+        )
     assert per < 20
     assert sampler_mod.METRICS  # summary keys are part of the record

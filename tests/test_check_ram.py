@@ -122,4 +122,3 @@ def test_an_old_snapshot_without_dimms_still_judges(tmp_path: Path) -> None:
     ids = _ram(host)
     assert ids["host.ram"].status is Status.PASS and ids["host.ram"].observed == "503.8 GiB"
     assert ids["host.ram.type"].detail == "cannot see the DIMMs: not recorded in the snapshot"
-

@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from dlverify.hwspec import load_spec, load_spec_text
 from dlverify.hwspec.lint import lint
 from dlverify.results import CheckResult, Status
@@ -149,8 +151,10 @@ def test_gpu_needs_newer_driver_or_cuda() -> None:
     )
     assert out["spec.gpu.driver"].status is Status.FAIL and "Hopper" in out["spec.gpu.driver"].detail
     assert out["spec.gpu.cuda"].status is Status.FAIL and "CUDA >= 11.8" in out["spec.gpu.cuda"].detail
+    # the H200's first driver has no NVIDIA source in the data: a warning that says so, never a fail
     out = _lint('hardware: {gpu: "H200"}\nsoftware: {nvidia_driver: "535.183.01"}')
-    assert out["spec.gpu.driver"].status is Status.FAIL and ">= 550.54.14" in out["spec.gpu.driver"].detail
+    assert out["spec.gpu.driver"].status is Status.WARN and ">= 550.54.14" in out["spec.gpu.driver"].detail
+    assert "unsourced" in out["spec.gpu.driver"].detail
     out = _lint('hardware: {gpu: "Tesla V100-SXM2-32GB"}\nsoftware: {cuda: "13.0"}')
     assert out["spec.gpu.cuda"].status is Status.FAIL and "dropped Volta" in out["spec.gpu.cuda"].detail
     out = _lint('hardware: {gpu: "NVIDIA Z9000"}\nsoftware: {cuda: "12.1"}')
@@ -188,3 +192,37 @@ def test_empty_spec_skips_with_reasons() -> None:
     out = _lint("hardware: {}")
     skips = [r for r in out.values() if r.status is Status.SKIP]
     assert skips and all("not set" in r.detail for r in skips)
+
+
+@pytest.mark.parametrize("cuda", ["11.8", "12.1", "12.2"])
+def test_h200_is_hopper_cc90_supported_since_cuda_11_8(cuda: str) -> None:
+    """Issue 10: the H200 (compute capability 9.0) is supported from CUDA 11.8 like the H100; its
+    `min_cuda: 12.4` failed valid stacks."""
+    out = _lint(f'hardware: {{gpu: "4x H200"}}\nsoftware: {{cuda: "{cuda}"}}')
+    assert out["spec.gpu.cuda"].status is Status.PASS, out["spec.gpu.cuda"].detail
+    assert ">= 11.8" in out["spec.gpu.cuda"].detail
+
+
+def test_new_cards_are_known_with_their_architecture() -> None:
+    for model, arch in (
+        ("H200 NVL", "Hopper"),
+        ("B200", "Blackwell"),
+        ("GH200", "Hopper"),
+        ("H20", "Hopper"),
+        ("A40", "Ampere"),
+        ("A30", "Ampere"),
+    ):
+        out = _lint(f'hardware: {{gpu: "{model}"}}\nsoftware: {{cuda: "12.8"}}')
+        assert "spec.gpu.known" not in out, model
+        assert out["spec.gpu.cuda"].status is Status.PASS and arch in out["spec.gpu.cuda"].detail, model
+    out = _lint('hardware: {gpu: "B200"}\nsoftware: {cuda: "12.4"}')
+    assert out["spec.gpu.cuda"].status is Status.FAIL and "CUDA >= 12.8" in out["spec.gpu.cuda"].detail
+
+
+def test_cuda_13_1_and_13_2_with_r590_r595() -> None:
+    out = _lint('software: {nvidia_driver: "590.48.01", cuda: "13.1"}')
+    assert out["spec.cuda.driver"].status is Status.PASS
+    out = _lint('software: {nvidia_driver: "595", cuda: "13.2"}')
+    assert out["spec.cuda.driver"].status is Status.PASS
+    out = _lint('software: {nvidia_driver: "590", cuda: "13.2"}')
+    assert out["spec.cuda.driver"].status is Status.FAIL

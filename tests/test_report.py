@@ -12,8 +12,15 @@ from dlverify.results import EXIT_FAIL, EXIT_OK, CheckResult, Status, exit_code,
 
 RESULTS = [
     CheckResult("host.os", "host", "OS", Status.PASS, "Ubuntu 22.04", "Ubuntu 22.04"),
-    CheckResult("gpu.ecc.volatile_uncorrected", "gpu0", "ECC uncorrected", Status.FAIL, "3", "0",
-                "3 volatile uncorrectable ECC errors since the driver loaded"),
+    CheckResult(
+        "gpu.ecc.volatile_uncorrected",
+        "gpu0",
+        "ECC uncorrected",
+        Status.FAIL,
+        "3",
+        "0",
+        "3 volatile uncorrectable ECC errors since the driver loaded",
+    ),
     CheckResult("gpu.nvlink", "gpu0", "NVLink", Status.SKIP, detail="NVLink not supported on this card"),
     CheckResult("gpu.temperature", "gpu0", "temperature", Status.WARN, "82 C", "< 80 C", "running hot"),
 ]
@@ -25,8 +32,9 @@ def test_a_non_pass_result_must_say_why() -> None:
 
 
 def test_markup_like_text_is_shown_verbatim() -> None:
-    r = CheckResult("gpu.x", "gpu0", "reasons", Status.FAIL, "[hw_slowdown]", "[]",
-                    "reasons [hw_slowdown] active")
+    r = CheckResult(
+        "gpu.x", "gpu0", "reasons", Status.FAIL, "[hw_slowdown]", "[]", "reasons [hw_slowdown] active"
+    )
     out = render([r], "table", command="check", title="t", color=False)
     assert "[hw_slowdown]" in out
 

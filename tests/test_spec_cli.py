@@ -111,6 +111,15 @@ def test_subprocess_has_no_traceback(tmp_path: Path) -> None:
 # stand-in module, labelled as such, checks the command's own duties (I/O, validation, overwrite rules).
 
 
+def _snap(gpu: str, driver: object) -> dict:
+    return {
+        "schema": "dlverify.snapshot/1",
+        "nvml": {"driver_version": driver, "gpus": [{"name": gpu}]},
+        "host": {},
+        "software": {},
+    }
+
+
 @pytest.fixture
 def stand_in_spec_init(monkeypatch: pytest.MonkeyPatch) -> dict:
     seen: dict = {}
@@ -118,9 +127,9 @@ def stand_in_spec_init(monkeypatch: pytest.MonkeyPatch) -> dict:
     def spec_from_snapshot(snapshot: dict) -> dict:  # stand-in, not the verifier's implementation
         seen["snapshot"] = snapshot
         return {
-            "hardware": {"gpu": [{"model": snapshot["gpu"], "count": 1}]},
+            "hardware": {"gpu": [{"model": snapshot["nvml"]["gpus"][0]["name"], "count": 1}]},
             "software": {
-                "nvidia_driver": snapshot["driver"],
+                "nvidia_driver": snapshot["nvml"]["driver_version"],
                 "cuda": "13.0",
                 "python_env": {"python": "3.10", "installer": "system"},
             },
@@ -136,7 +145,7 @@ def test_init_writes_a_spec_that_loads(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, stand_in_spec_init: dict
 ) -> None:
     snap = tmp_path / "snap.json"
-    snap.write_text(json.dumps({"gpu": "NVIDIA H100 80GB HBM3", "driver": "580.159.04"}))
+    snap.write_text(json.dumps(_snap("NVIDIA H100 80GB HBM3", "580.159.04")))
     out = tmp_path / "spec.yaml"
     code, _, err = run(capsys, "spec", "init", "--from-snapshot", str(snap), "-o", str(out))
     assert code == 0 and "wrote" in err
@@ -157,9 +166,16 @@ def test_init_bad_snapshot(
     snap = tmp_path / "snap.json"
     snap.write_text("{not json")
     code, _, err = run(capsys, "spec", "init", "--from-snapshot", str(snap))
-    assert code == 2 and "snap.json:1:2: not JSON" in err
+    assert code == 2 and "snap.json: not valid JSON" in err
     code, _, err = run(capsys, "spec", "init", "--from-snapshot", str(tmp_path / "missing.json"))
     assert code == 2 and "no such file" in err
-    snap.write_text(json.dumps({"gpu": "NVIDIA H100 80GB HBM3", "driver": 580}))  # generates an invalid spec
+    snap.write_text(
+        json.dumps(_snap("NVIDIA H100 80GB HBM3", 580))
+    )  # one reader: refused as check refuses it
     code, _, err = run(capsys, "spec", "init", "--from-snapshot", str(snap))
-    assert code == 2 and "does not validate" in err and "software.nvidia_driver" in err
+    assert code == 2 and "nvml.driver_version: expected string" in err
+    # issue 18: `{}` and a wrong-schema file were written out as specs with exit 0
+    for doc in ({}, {"schema": "other/1"}, [1]):
+        snap.write_text(json.dumps(doc))
+        code, out, err = run(capsys, "spec", "init", "--from-snapshot", str(snap))
+        assert code == 2 and "not a dlverify snapshot" in err and not out, doc

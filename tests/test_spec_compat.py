@@ -109,3 +109,48 @@ def test_version_helpers() -> None:
     assert compat.cuda_from_tag("cu121") == "12.1" and compat.cuda_from_tag("cu130") == "13.0"
     assert compat.cuda_from_tag("cpu") is None
     assert compat.cuda_tag("11.8") == "cu118"
+
+
+_URL = "https://"
+
+
+@pytest.mark.parametrize("name", compat.TABLES)
+def test_every_row_names_its_primary_source(name: str) -> None:
+    """Issue 10: every data row names the NVIDIA (or framework) document it comes from."""
+    t = compat.table(name)
+    for section, rows in t.items():
+        if section in ("sources", "as_of", "row_sources") or not isinstance(rows, dict):
+            continue
+        for key in rows:
+            src = compat.row_source(name, section, key)
+            srcs = src if isinstance(src, list) else [src]
+            assert srcs and all(isinstance(s, str) and _URL in s for s in srcs), (name, section, key)
+
+
+def test_unsourced_gpu_values_say_why() -> None:
+    fields = {f for f in compat.GpuInfo.__dataclass_fields__}
+    for g in compat.gpus():
+        for field, why in g.unsourced:
+            assert field in fields and len(why) > 15, (g.key, field)
+    h200 = next(g for g in compat.gpus() if g.key == "h200-sxm")
+    assert h200.min_cuda == "11.8" and h200.compute_capability == "9.0"
+    assert h200.unsourced_reason("min_driver") and not h200.unsourced_reason("min_cuda")
+
+
+@pytest.mark.parametrize(
+    ("spec_model", "nvml_name", "ok"),
+    [
+        ("H200", "NVIDIA H200 NVL", False),
+        ("NVIDIA H200", "NVIDIA H200 NVL", False),
+        ("H200 SXM 141GB", "NVIDIA H200 NVL", False),
+        ("H200 NVL", "NVIDIA H200", False),
+        ("H200", "NVIDIA H200", True),
+        ("H200 NVL", "NVIDIA H200 NVL", True),
+        ("H100", "NVIDIA H100 NVL", True),  # the family name means any H100
+        ("H100 SXM", "NVIDIA H100 NVL", False),
+        ("A100 80GB", "NVIDIA A100 80GB PCIe", True),
+        ("H20", "NVIDIA H200", False),
+    ],
+)
+def test_models_match_exactly_where_nvidia_names_differ(spec_model: str, nvml_name: str, ok: bool) -> None:
+    assert compat.gpu_model_matches(spec_model, nvml_name) is ok

@@ -22,40 +22,85 @@ def register(sub: argparse._SubParsersAction) -> None:
     from dlverify.bench.config import COMPILE_MODES, PRECISIONS
 
     p = sub.add_parser(
-        "bench", help="run ResNet18 training and inference on every GPU and judge the throughput",
+        "bench",
+        help="run ResNet18 training and inference on every GPU and judge the throughput",
         description="Run torchvision's ResNet18 (training and inference, synthetic data) on every GPU at "
-                    "once, one process per GPU, sample clocks/power/heat through NVML, and judge each GPU "
-                    "against its card's reference, the node's median (stragglers) and the spec's floors.",
+        "once, one process per GPU, sample clocks/power/heat through NVML, and judge each GPU "
+        "against its card's reference, the node's median (stragglers) and the spec's floors.",
     )
-    p.add_argument("--gpus", default="all", help="'all' (default) or NVML indices as nvidia-smi numbers "
-                   "them, e.g. '0,2'")
+    p.add_argument(
+        "--gpus", default="all", help="'all' (default) or NVML indices as nvidia-smi numbers them, e.g. '0,2'"
+    )
     p.add_argument("--mode", choices=("both", "train", "infer"), default="both")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto: fp16 weights for inference, bf16 autocast for training (fp32 on --device cpu)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: fp16 weights for inference, bf16 autocast for training (fp32 on --device cpu)",
+    )
     p.add_argument("--sequential", action="store_true", help="one GPU after another instead of all at once")
-    p.add_argument("--duration", type=float, metavar="S",
-                   help="timed seconds per mode, after warm-up and compilation (default 10; 1 on cpu)")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help="batch for both modes (default 1024; the default is halved on out-of-memory)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="timed seconds per mode, after warm-up and compilation (default 10; 1 on cpu)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="batch for both modes (default 1024; the default is halved on out-of-memory)",
+    )
     p.add_argument("--image-size", type=int, metavar="PX", help="image side (default 224; 64 on cpu)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the model (default: on for cuda, off for cpu)")
-    p.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
-                   help="torch.compile mode for inference (reduce-overhead: CUDA graphs)")
-    p.add_argument("--train-compile-mode", choices=COMPILE_MODES, default="default",
-                   help="torch.compile mode for training")
-    p.add_argument("--no-freezing", dest="freezing", action="store_false",
-                   help="no inductor freezing (BN folding) for inference")
-    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                   help="cpu: the same code on the CPU with tiny sizes (tests, smoke runs)")
-    p.add_argument("--no-telemetry", dest="telemetry", action="store_false",
-                   help="do not sample NVML (to measure the sampler's cost)")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
-                   help="seconds per worker before it is killed and reported as hung (default 600)")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model (default: on for cuda, off for cpu)",
+    )
+    p.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        default="default",
+        help="torch.compile mode for inference (reduce-overhead: CUDA graphs)",
+    )
+    p.add_argument(
+        "--train-compile-mode",
+        choices=COMPILE_MODES,
+        default="default",
+        help="torch.compile mode for training",
+    )
+    p.add_argument(
+        "--no-freezing",
+        dest="freezing",
+        action="store_false",
+        help="no inductor freezing (BN folding) for inference",
+    )
+    p.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="cpu: the same code on the CPU with tiny sizes (tests, smoke runs)",
+    )
+    p.add_argument(
+        "--no-telemetry",
+        dest="telemetry",
+        action="store_false",
+        help="do not sample NVML (to measure the sampler's cost)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds per worker before it is killed and reported as hung (default 600)",
+    )
     p.add_argument("--spec", metavar="SPEC", help="hwspec.yaml: bench floors and tolerances")
-    p.add_argument("--replay", metavar="FILE",
-                   help="judge a recorded run (a `--format json` report, or its meta.bench) "
-                        "instead of running")
+    p.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="judge a recorded run (a `--format json` report, or its meta.bench) instead of running",
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -100,8 +145,10 @@ def _load_record(path: str) -> dict[str, Any]:
     from dlverify.bench.runner import RECORD_SCHEMA
 
     if not isinstance(doc, dict) or doc.get("schema") != RECORD_SCHEMA:
-        raise ValueError(f"{path}: not a recorded bench run (expected schema {RECORD_SCHEMA!r} "
-                         "or a `dlverify bench --format json` report)")
+        raise ValueError(
+            f"{path}: not a recorded bench run (expected schema {RECORD_SCHEMA!r} "
+            "or a `dlverify bench --format json` report)"
+        )
     return doc
 
 
@@ -160,10 +207,12 @@ def _run(args: argparse.Namespace) -> int:
         from dlverify.bench.progress import ProgressView
 
         res = cfg.resolved()
-        with ProgressView(slots, res.modes, float(res.duration_s or 0),
-                          enabled=False if args.quiet else None) as view:
-            record = runner.run_bench(slots, cfg, sequential=args.sequential, timeout_s=args.timeout,
-                                      on_event=view)
+        with ProgressView(
+            slots, res.modes, float(res.duration_s or 0), enabled=False if args.quiet else None
+        ) as view:
+            record = runner.run_bench(
+                slots, cfg, sequential=args.sequential, timeout_s=args.timeout, on_event=view
+            )
 
     try:
         references = judge_mod.load_references()
@@ -222,7 +271,12 @@ def summary_table(record: dict[str, Any]) -> str:
             return f"{v[agg]:.0f}" if isinstance(v, dict) else "-"
 
         status = "ok" if w.get("status") == "ok" else (w.get("failure") or {}).get("kind", "failed")
-        t.add_row(w.get("label", "?"), str(res.get("name") or w.get("name") or "?"), *cells,
-                  f"{med('sm_clock_mhz')} / {med('power_w', 'max')} / {med('temperature_c', 'max')}", status)
+        t.add_row(
+            w.get("label", "?"),
+            str(res.get("name") or w.get("name") or "?"),
+            *cells,
+            f"{med('sm_clock_mhz')} / {med('power_w', 'max')} / {med('temperature_c', 'max')}",
+            status,
+        )
     console.print(t)
     return buf.getvalue()

@@ -113,21 +113,12 @@ def _init(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not args.force:
         print(f"dlverify: {out} exists; use --force to overwrite it", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        snapshot = json.loads(Path(args.from_snapshot).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        print(f"dlverify: {args.from_snapshot}: no such file", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"dlverify: {args.from_snapshot}: cannot read: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except json.JSONDecodeError as exc:
-        print(
-            f"dlverify: {args.from_snapshot}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}", file=sys.stderr
-        )
-        return EXIT_USAGE
-    if not isinstance(snapshot, dict):
-        print(f"dlverify: {args.from_snapshot}: a snapshot is a JSON object", file=sys.stderr)
+    from dlverify import snapshot as snapshots
+
+    try:  # the same reader as `check --snapshot`: what one refuses, the other refuses too
+        snapshot = snapshots.load(args.from_snapshot)
+    except snapshots.SnapshotError as exc:
+        print(f"dlverify: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         from dlverify.spec_init import spec_from_snapshot
@@ -136,7 +127,7 @@ def _init(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         spec_dict = spec_from_snapshot(snapshot)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         print(f"dlverify: {args.from_snapshot}: not a usable snapshot: {exc!r}", file=sys.stderr)
         return EXIT_USAGE
     header = (

@@ -54,8 +54,13 @@ def render_junit(results: Sequence[CheckResult], *, command: str) -> str:
     for group, items in _groups(results).items():
         counts = summarize(items)
         suite = ET.SubElement(
-            suites, "testsuite", name=group, tests=str(len(items)),
-            failures=str(counts["fail"]), skipped=str(counts["skip"]), errors="0",
+            suites,
+            "testsuite",
+            name=group,
+            tests=str(len(items)),
+            failures=str(counts["fail"]),
+            skipped=str(counts["skip"]),
+            errors="0",
         )
         for r in items:
             case = ET.SubElement(suite, "testcase", classname=f"dlverify.{group}", name=r.id)
@@ -70,15 +75,17 @@ def render_junit(results: Sequence[CheckResult], *, command: str) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def render_table(results: Sequence[CheckResult], *, title: str, width: int | None = None,
-                 color: bool | None = None) -> str:
+def render_table(
+    results: Sequence[CheckResult], *, title: str, width: int | None = None, color: bool | None = None
+) -> str:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     buf = io.StringIO()
-    console = Console(file=buf, width=width or 120, force_terminal=color, no_color=color is False,
-                      highlight=False)
+    console = Console(
+        file=buf, width=width or 120, force_terminal=color, no_color=color is False, highlight=False
+    )
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("status", no_wrap=True)
     table.add_column("check")
@@ -90,8 +97,11 @@ def render_table(results: Sequence[CheckResult], *, title: str, width: int | Non
         table.add_row(f"[bold]{group}[/bold]", "", "", "", "")
         for r in items:
             table.add_row(
-                f"[{_STYLE[r.status]}]{r.status.value.upper()}[/]", escape(r.name),
-                escape(r.observed or ""), escape(r.expected or ""), escape(r.detail),
+                f"[{_STYLE[r.status]}]{r.status.value.upper()}[/]",
+                escape(r.name),
+                escape(r.observed or ""),
+                escape(r.expected or ""),
+                escape(r.detail),
             )
     console.print(table)
     c = summarize(results)
@@ -102,8 +112,15 @@ def render_table(results: Sequence[CheckResult], *, title: str, width: int | Non
     return buf.getvalue()
 
 
-def render(results: Sequence[CheckResult], fmt: str, *, command: str, title: str,
-           meta: dict[str, Any] | None = None, color: bool | None = None) -> str:
+def render(
+    results: Sequence[CheckResult],
+    fmt: str,
+    *,
+    command: str,
+    title: str,
+    meta: dict[str, Any] | None = None,
+    color: bool | None = None,
+) -> str:
     if fmt == "json":
         return render_json(results, command=command, meta=meta)
     if fmt == "junit":

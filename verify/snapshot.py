@@ -108,7 +108,133 @@ def dumps(snapshot: dict[str, Any]) -> str:
     return json.dumps(snapshot, indent=2, sort_keys=False) + "\n"
 
 
+MAX_BYTES = 64 * 1024 * 1024  # a snapshot of a 16-GPU host is well under 1 MiB
+MAX_DEPTH = 64  # the deepest a real snapshot nests is about 8
+
+
+# The type of each value the judges read, by path ("[]" = every item of a list). A value may also be
+# null or {"unavailable": "<reason>"} (missing); anything else of the wrong type is a malformed snapshot.
+def _split(words: str) -> list[str]:
+    return words.split()
+
+
+_NUM, _BOOL, _STR, _LIST, _OBJ = "number", "true/false", "string", "list", "object"
+FIELDS: dict[str, str] = {
+    "nvml.driver_version": _STR,
+    "nvml.cuda_driver_version": _STR,
+    "nvml.gpu_count": _NUM,
+    "nvml.gpus": _LIST,
+    "nvml.gpus[]": _OBJ,
+    **{
+        f"nvml.gpus[].{k}": _NUM
+        for k in _split(
+            "index memory_total_bytes ecc_volatile_uncorrected ecc_aggregate_uncorrected "
+            "remapped_rows_correctable remapped_rows_uncorrectable retired_pages_dbe_count "
+            "retired_pages_sbe_count temperature_c power_usage_mw power_limit_mw power_default_limit_mw "
+            "clock_sm_mhz clock_sm_max_mhz clock_mem_mhz clock_mem_max_mhz clocks_event_reasons_mask "
+            "pcie_gen_current pcie_gen_max pcie_gen_gpu_max pcie_width_current pcie_width_max "
+            "utilization_gpu_pct utilization_memory_pct"
+        )
+    },
+    **{
+        f"nvml.gpus[].{k}": _BOOL
+        for k in _split(
+            "ecc_mode_current ecc_mode_pending remapped_rows_pending remapped_rows_failure "
+            "retired_pages_pending persistence_mode mig_mode_current mig_mode_pending"
+        )
+    },
+    **{
+        f"nvml.gpus[].{k}": _STR for k in ("name", "uuid", "pci_bus_id", "compute_mode", "compute_capability")
+    },
+    "nvml.gpus[].clocks_event_reasons": _LIST,
+    "nvml.gpus[].clocks_event_reasons[]": _STR,
+    "nvml.gpus[].nvlink": _LIST,
+    "host.os": _OBJ,
+    "host.cpu": _OBJ,
+    "host.cpu.model": _STR,
+    "host.cpu.cores": _NUM,
+    "host.cpu.threads": _NUM,
+    "host.cpu.sockets": _NUM,
+    "host.ram": _OBJ,
+    "host.ram.total_bytes": _NUM,
+    "host.disks": _LIST,
+    "host.disks[]": _OBJ,
+    "host.disks[].size_bytes": _NUM,
+    "host.mounts": _LIST,
+    "host.mounts[]": _OBJ,
+    "host.nics": _LIST,
+    "host.nics[]": _OBJ,
+    "host.rdma": _LIST,
+    "software.python_env": _OBJ,
+    "software.python_env.interpreter": _STR,
+    "software.python_env.python_version": _STR,
+    "software.python_env.torch": _STR,
+    "software.python_env.torch_cuda": _STR,
+    "software.python_env.cuda_available": _BOOL,
+    "software.python_env.device_count": _NUM,
+    "software.python_env.nccl": _STR,
+    "software.cuda_toolkit": _OBJ,
+    "software.cudnn": _OBJ,
+    "software.tools": _OBJ,
+}
+
+
+class _NonFinite:
+    """NaN/Infinity in the JSON text (Python's json accepts them): kept to be refused by path."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _type_ok(kind: str, v: Any) -> bool:
+    if kind == _NUM:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if kind == _BOOL:
+        return isinstance(v, bool)
+    if kind == _STR:
+        return isinstance(v, str)
+    if kind == _LIST:
+        return isinstance(v, list)
+    return isinstance(v, dict)
+
+
+def _shape(v: Any) -> str:
+    if isinstance(v, bool):
+        return f"{str(v).lower()}"
+    if isinstance(v, str):
+        return f"the string {v[:40]!r}"
+    if isinstance(v, (int, float)):
+        return f"the number {v!r}"
+    return {dict: "an object", list: "a list"}.get(type(v), type(v).__name__)
+
+
+def _check_fields(doc: dict[str, Any], source: str) -> None:
+    """Every value's type against FIELDS, NaN/Infinity anywhere, nesting depth: iteratively, so a hostile
+    document cannot exhaust the stack. The first problem is raised, naming its path."""
+    stack: list[tuple[str, str, Any, int]] = [(k, k, doc[k], 1) for k in reversed(list(doc))]
+    while stack:
+        path, pattern, v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SnapshotError(f"{source}: {path}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(v, _NonFinite):
+            raise SnapshotError(f"{source}: {path}: {v.text} is not a value a probe records")
+        if isinstance(v, dict) and set(v) == {"unavailable"}:
+            continue
+        kind = FIELDS.get(pattern)
+        if kind is not None and v is not None and not _type_ok(kind, v):
+            raise SnapshotError(f"{source}: {path}: expected {kind}, got {_shape(v)}")
+        if isinstance(v, dict):
+            stack.extend(
+                (f"{path}.{k}", f"{pattern}.{k}", x, depth + 1) for k, x in reversed(list(v.items()))
+            )
+        elif isinstance(v, list):
+            stack.extend(
+                (f"{path}[{i}]", f"{pattern}[]", x, depth + 1) for i, x in reversed(list(enumerate(v)))
+            )
+
+
 def validate(doc: Any, source: str = "<snapshot>") -> dict[str, Any]:
+    """The snapshot if it is one this tool can judge, else :class:`SnapshotError` naming the field."""
     if not isinstance(doc, dict):
         raise SnapshotError(f"{source}: not a dlverify snapshot (expected a JSON object)")
     schema = doc.get("schema")
@@ -123,17 +249,27 @@ def validate(doc: Any, source: str = "<snapshot>") -> dict[str, Any]:
             raise SnapshotError(f"{source}: snapshot lacks the {key!r} section")
         if not isinstance(doc[key], dict):
             raise SnapshotError(f"{source}: snapshot section {key!r} must be an object")
+    _check_fields(doc, source)
     return doc
 
 
-def load(path: str) -> dict[str, Any]:
+def loads(text: str, source: str = "<snapshot>") -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror or exc}") from exc
-    try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_NonFinite)
+    except RecursionError:
+        raise SnapshotError(f"{source}: nested too deeply to be a snapshot") from None
     except ValueError as exc:
-        raise SnapshotError(f"{path}: not valid JSON: {exc}") from exc
-    return validate(doc, path)
+        raise SnapshotError(f"{source}: not valid JSON: {exc}") from None
+    return validate(doc, source)
+
+
+def load(path: str) -> dict[str, Any]:
+    """The one snapshot reader (``check --snapshot`` and ``spec init --from-snapshot``): a regular file
+    of at most MAX_BYTES, UTF-8 JSON, a dlverify snapshot whose values have the types the probes write."""
+    from dlverify.hwspec.fileread import InputFileError, decode_text, read_bytes
+
+    try:
+        text = decode_text(read_bytes(path, MAX_BYTES, "snapshot"), path, "snapshot")
+    except InputFileError as exc:
+        raise SnapshotError(f"{path}: cannot read snapshot: {exc.reason}") from None
+    return loads(text, path)

@@ -238,7 +238,14 @@ def _torch(spec: Spec, snap: dict[str, Any], env: dict[str, Any], want_torch: st
         )
 
     nccl = env.get("nccl")
-    if isinstance(nccl, str) and nccl:
+    if spec.hardware.gpu_count <= 1:  # NCCL is for collectives between GPUs: nothing in the spec asks for it
+        j.skip(
+            "software.nccl",
+            "NCCL",
+            "nothing in the spec asks for NCCL (fewer than two GPUs)",
+            nccl if isinstance(nccl, str) else None,
+        )
+    elif isinstance(nccl, str) and nccl:
         j.ok("software.nccl", "NCCL", nccl, "present")
     else:
         j.fail("software.nccl", "NCCL", None, "present", missing(nccl) or "torch reports no NCCL")

@@ -35,9 +35,7 @@ class Unavailable:
 
 
 def is_unavailable(value: object) -> bool:
-    return isinstance(value, Unavailable) or (
-        isinstance(value, dict) and set(value) == {"unavailable"}
-    )
+    return isinstance(value, Unavailable) or (isinstance(value, dict) and set(value) == {"unavailable"})
 
 
 class NvmlInitError(RuntimeError):
@@ -98,8 +96,10 @@ def session() -> Iterator[Any]:
         elif "driver not loaded" in lower:
             why = "NVIDIA driver not loaded (no nvidia kernel module): install the driver or reboot"
         elif "mismatch" in lower:
-            why = ("driver/library version mismatch: the loaded kernel module differs from the "
-                   "user-space driver (reboot after a driver upgrade)")
+            why = (
+                "driver/library version mismatch: the loaded kernel module differs from the "
+                "user-space driver (reboot after a driver upgrade)"
+            )
         elif "permission" in lower:
             why = "no permission to open the NVIDIA device nodes"
         else:
