@@ -24,7 +24,7 @@ _DEFAULTS = {
 }
 
 # Test hooks, honoured by the worker only when asked for explicitly (config or DLVERIFY_BENCH_FAULT).
-FAULTS = ("crash", "raise", "oom", "hang", "nan", "lr0", "slow",
+FAULTS = ("crash", "raise", "oom", "hang", "nan", "lr0", "slow", "late",
           "skip_blocks", "freeze", "ignore_input", "partial_batch", "half_res", "zeros")  # recipe.BROKEN
 
 

@@ -374,8 +374,11 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progress | None = None,
-            slow_s: float = 0.0) -> dict[str, Any]:
-    """Compile (first call), warm up, then time windows until `duration_s` of timed work is done."""
+            slow_s: float = 0.0, sync: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Compile (first call), warm up, then time windows until `duration_s` of timed work is done.
+
+    `sync` (the runner's barrier) is called between warm-up and timing: every GPU starts timing together.
+    """
     def step() -> torch.Tensor:
         out = w.step()
         if slow_s:
@@ -405,6 +408,8 @@ def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progr
     per_iter = warmup_s / n_warm
     iters = max(1, round(window_s / max(per_iter, 1e-6)))
 
+    report("sync", 0.0, duration)
+    synced = sync() if sync is not None else True
     timer = _Timer(device)
     windows_ms: list[float] = []
     timed_s = 0.0
@@ -447,6 +452,7 @@ def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progr
         "compile_s": compile_s,
         "warmup_s": warmup_s,
         "warmup_iters": n_warm,
+        "synced": synced,
         "guard": guard,
         **w.info,
     }

@@ -181,6 +181,9 @@ def run_workers(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = F
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
+    # all GPUs start each timed phase together, after their own compile and warm-up, so power, heat and the
+    # straggler judgement compare like with like; a worker that fails breaks it and the others go on
+    barrier = ctx.Barrier(len(slots)) if len(slots) > 1 and not sequential else None
     pending = list(slots)
     running: dict[int, _Run] = {}
     finished: dict[int, dict[str, Any]] = {}
@@ -221,6 +224,8 @@ def run_workers(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = F
             rec["result"] = run.result
         finished[run.slot.slot] = rec
         running.pop(run.slot.slot, None)
+        if failure is not None and barrier is not None:
+            barrier.abort()
         notify({"slot": run.slot.slot, "event": "finished", "status": rec["status"],
                 "failure": failure, "t": time.monotonic()})
 
@@ -228,7 +233,7 @@ def run_workers(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = F
         while pending or running:
             while pending and (not sequential or not running):
                 s = pending.pop(0)
-                p = ctx.Process(target=target or worker_main, args=(s.to_dict(), cfg_dict, q),
+                p = ctx.Process(target=target or worker_main, args=(s.to_dict(), cfg_dict, q, barrier),
                                 name=f"dlverify-bench-{s.label}", daemon=False)
                 p.start()
                 running[s.slot] = _Run(s, p, time.monotonic())

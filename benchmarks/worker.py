@@ -18,6 +18,8 @@ import traceback
 from typing import Any
 
 MIN_GPU_BATCH = 32  # halving an automatic batch on out-of-memory stops here
+BARRIER_WAIT_S = 120.0  # a peer this much later to its timed phase is left behind (the run is unsynchronised)
+LATE_S = 3.0  # test hook "late": a compile this much longer than its peers'
 
 
 def _env(slot_info: dict[str, Any], cache_dir: str, device: str) -> None:
@@ -63,7 +65,7 @@ def _die_with_parent() -> None:
         _stop_group(signal.SIGTERM, None)
 
 
-def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any) -> None:
+def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any, barrier: Any = None) -> None:
     """Entry point of a worker process. Never raises: failures go to the queue as an ``error`` event."""
     slot = int(slot_info["slot"])
     with contextlib.suppress(OSError):
@@ -92,7 +94,7 @@ def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any)
         if fault == "raise":
             raise RuntimeError("injected failure (test hook)")
         _env(slot_info, cfg.cache_dir, cfg.device)
-        result = _run(slot_info, cfg, fault, send)
+        result = _run(slot_info, cfg, fault, send, _synchroniser(barrier))
         send("result", result=result)
     except BaseException as exc:
         kind = "oom" if _is_oom(exc) else "exception"
@@ -104,7 +106,24 @@ def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any)
             queue.join_thread()
 
 
-def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any) -> dict[str, Any]:
+def _synchroniser(barrier: Any) -> Any:
+    """Wait for the other workers before a timed phase: True when all arrived, False when left alone."""
+    import threading
+
+    def sync() -> bool:
+        if barrier is None:
+            return True
+        try:
+            barrier.wait(BARRIER_WAIT_S)
+            return True
+        except threading.BrokenBarrierError:  # a peer failed or is too late: time alone, and say so
+            return False
+
+    return sync
+
+
+def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
+         sync: Any = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     send("phase", mode=cfg.modes[0], phase="import")
     import torch
@@ -130,7 +149,7 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any) -> d
     modes: dict[str, Any] = {}
     for mode in cfg.modes:
         send("phase", mode=mode, phase="setup")
-        modes[mode] = _run_mode(recipe, torch, cfg, mode, device, fault, send)
+        modes[mode] = _run_mode(recipe, torch, cfg, mode, device, fault, send, sync)
 
     return {
         "device": str(device),
@@ -150,7 +169,7 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any) -> d
 
 
 def _run_mode(recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: str | None,
-              send: Any) -> dict[str, Any]:
+              send: Any, sync: Any = None) -> dict[str, Any]:
     """Build and time one mode; halve an automatic batch on out-of-memory until it fits."""
     batch = cfg.train_batch if mode == "train" else cfg.infer_batch
     first_batch = batch
@@ -172,7 +191,10 @@ def _run_mode(recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: 
             t = time.perf_counter()
             w = build(cfg, device, prec, batch, fault)
             setup_s = time.perf_counter() - t
-            res = recipe.measure(w, cfg, device, progress, slow_s=0.05 if fault == "slow" else 0.0)
+            if fault == "late":
+                time.sleep(LATE_S)
+            res = recipe.measure(w, cfg, device, progress, slow_s=0.05 if fault == "slow" else 0.0,
+                                 sync=sync)
             res["setup_s"] = setup_s
             if batch != first_batch:
                 res["batch_reduced_from"] = first_batch

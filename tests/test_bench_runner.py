@@ -157,3 +157,28 @@ def test_cuda_visible_devices_that_leave_nothing_say_why(monkeypatch, visible, m
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     with pytest.raises(runner.NoGpuError, match=match):
         runner.discover_gpus("all", nvml=_TwoGpuNvml)
+
+
+def test_all_workers_start_timing_together_after_their_own_compile() -> None:
+    """Worker 1 compiles LATE_S longer (test hook "late"); both still start the timed phase together."""
+    pytest.importorskip("torch")
+    slots = runner.cpu_slots("0,1")
+    cfg = BenchConfig(device="cpu", fault="late@1", modes=("train",), image_size=32, train_batch=2,
+                      duration_s=0.2, window_s=0.05)
+    recs = runner.run_workers(slots, cfg, timeout_s=120)
+    assert [r["status"] for r in recs] == ["ok", "ok"], recs
+    starts = [next(t for mode, phase, t in r["phases"] if phase == "timed") for r in recs]
+    assert abs(starts[0] - starts[1]) < 0.5, starts  # about 1 s apart without the barrier
+    assert all(r["result"]["modes"]["train"]["synced"] for r in recs)
+
+
+def test_a_failed_peer_does_not_hold_the_others_at_the_start_line() -> None:
+    pytest.importorskip("torch")
+    slots = runner.cpu_slots("0,1")
+    cfg = BenchConfig(device="cpu", fault="raise@1", modes=("train",), image_size=32, train_batch=2,
+                      duration_s=0.2, window_s=0.05)
+    t = time.monotonic()
+    recs = runner.run_workers(slots, cfg, timeout_s=120)
+    assert recs[0]["status"] == "ok" and recs[1]["failure"]["kind"] == "exception"
+    assert recs[0]["result"]["modes"]["train"]["synced"] is False  # it timed alone, and says so
+    assert time.monotonic() - t < 60
