@@ -1,9 +1,9 @@
 """site.yml's spec gate, run for real with ansible-playbook.
 
-The gate must hold under every --limit, --tags, --skip-tags and --start-at-task a user can pass: with a missing
-or an incompatible spec, no task may run on a host. The hosts here are fake: a local connection whose Python
-interpreter is a script that only records that it was called and fails, so "a task ran on the host" is exactly
-"the marker file exists", and nothing on this machine is ever changed. Every run is also --check.
+The gate must hold under every --limit, --tags, --skip-tags and --start-at-task a user can pass: with a
+missing or an incompatible spec, no task may run on a host. The hosts here are fake: a local connection
+whose Python interpreter is a script that only records that it was called and fails, so "a task ran on the
+host" is exactly "the marker file exists", and nothing on this machine is ever changed. Every run is --check.
 
 DLV_TEST_SITE_ROOT=DIR runs the same tests against another checkout's site.yml (how they were seen to fail on
 the site.yml before the gate, commit d6a5562).
@@ -25,9 +25,12 @@ ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable
     "ansible-playbook"
 )
 
-pytestmark = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-playbook not installed (pip install -e '.[harness]')")
+pytestmark = pytest.mark.skipif(
+    ANSIBLE_PLAYBOOK is None, reason="ansible-playbook not installed (pip install -e '.[harness]')"
+)
 
-INCOMPATIBLE = REPO / "hwspec" / "examples" / "seed-notes.yaml"  # lint exit 1: PyTorch 2.0.0 has no cu121 build
+# lint exit 1: PyTorch 2.0.0 has no cu121 build
+INCOMPATIBLE = REPO / "hwspec" / "examples" / "seed-notes.yaml"
 GOOD = REPO / "hwspec.yaml"
 
 # What a user passes; each skipped the gate (or the spec play) before, and touched the host.
@@ -38,8 +41,8 @@ INVOCATIONS = {
     "start-at-task": ["--start-at-task", "Install the CUDA toolkit"],
     "limit+skip-tags-always": ["--limit", "gpu01", "--skip-tags", "always"],
 }
-# The gate itself runs under these, so the refusal names the spec's own problem; under the others it is skipped
-# and the guard refuses, naming the spec file and why nothing ran.
+# The gate itself runs under these, so the refusal names the spec's own problem; under the others it is
+# skipped and the guard refuses, naming the spec file and why nothing ran.
 GATE_RUNS = {"limit", "tags", "limit+skip-tags"}
 
 
@@ -65,7 +68,8 @@ def _fake_host(tmp_path: Path) -> tuple[Path, Path]:
 
 def _run(tmp_path: Path, spec: Path, extra: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
     inventory, marker = _fake_host(tmp_path)
-    wheel = tmp_path / "dlverify-0-py3-none-any.whl"  # never installed: only the gate's -e dlverify_wheel path
+    # never installed: only what the gate takes for -e dlverify_wheel=PATH
+    wheel = tmp_path / "dlverify-0-py3-none-any.whl"
     wheel.write_text("")
     env = dict(
         os.environ,
@@ -117,7 +121,7 @@ def test_incompatible_spec_touches_no_host(tmp_path, invocation):
 
 
 def test_a_good_spec_passes_the_gate_under_limit(tmp_path):
-    """The control: with a spec that lints clean the gate lets the run reach the host (the fake one refuses)."""
+    """The control: a spec that lints clean lets the run reach the host (where the fake one refuses)."""
     proc, marker = _run(tmp_path, GOOD, ["--limit", "gpu01"])
     out = proc.stdout + proc.stderr
     assert _touched(marker) != "", out
