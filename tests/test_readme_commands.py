@@ -1,0 +1,116 @@
+"""The README's command blocks and file references, kept true by running what is safe to run here.
+
+- every file path the README names in the repo exists (no `specs/a100.yaml` again);
+- every `ansible-playbook site.yml ...` line parses, names specs, hosts and tags that exist, and lists its
+  tasks (`--list-tasks`: nothing connects to a host), its `--tags` selecting at least one task;
+- the quick start's `dlverify spec lint hwspec.yaml` exits 0; `molecule-run.sh --list` runs;
+- no command block starts a command with `sudo` (not installed everywhere: say "as root" instead).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+BIN = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(BIN)) or shutil.which("ansible-playbook")
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"```(?:bash)?\n(.*?)```", README, flags=re.S)
+
+
+def _command_lines(prefix: str) -> list[str]:
+    lines = []
+    for block in _blocks():
+        for line in block.splitlines():
+            line = line.strip()
+            if line.startswith(prefix):
+                lines.append(line.split("  #")[0].split(" # ")[0].strip())
+    return lines
+
+
+def test_every_repo_path_in_the_readme_exists():
+    paths = set(re.findall(
+        r"(?<![\w/.-])((?:hwspec|specs|tools|roles|playbooks|molecule|inventory|benchmarks|tests|verify)"
+        r"/[\w./-]+\.(?:ya?ml|py|sh|json))", README))
+    assert paths, "no path found: the pattern is broken"
+    missing = sorted(p for p in paths if "<" not in p and "*" not in p and not (REPO / p).exists())
+    assert missing == [], missing
+
+
+def test_no_command_block_needs_sudo():
+    lines = [line.strip() for block in _blocks() for line in block.splitlines()]
+    offenders = [line for line in lines if line.startswith("sudo ")]
+    assert offenders == [], offenders
+
+
+def _site_tags() -> set[str]:
+    tags: set[str] = set()
+    for path in [*REPO.glob("playbooks/*.yml"), *REPO.glob("roles/*/tasks/*.yml")]:
+        for match in re.finditer(r"tags: \[([^\]]*)\]", path.read_text()):
+            tags.update(t.strip() for t in match.group(1).split(",") if t.strip())
+    return tags
+
+
+def _inventory_hosts() -> set[str]:
+    inventory = yaml.safe_load((REPO / "inventory" / "hosts.yml").read_text())
+    return set(inventory["all"]["children"]["gpu_servers"]["hosts"])
+
+
+SITE_LINES = _command_lines("ansible-playbook site.yml")
+
+
+def test_the_readme_shows_site_commands():
+    assert len(SITE_LINES) >= 4, SITE_LINES
+    assert any("--limit" in line for line in SITE_LINES) and any("--tags" in line for line in SITE_LINES)
+
+
+@pytest.mark.skipif(
+    ANSIBLE_PLAYBOOK is None, reason="ansible-playbook not installed (pip install -e '.[harness]')"
+)
+@pytest.mark.parametrize("line", SITE_LINES)
+def test_site_command_lists_its_tasks(line, tmp_path):
+    argv = shlex.split(line)
+    # -K asks for a password and --check/--diff change nothing in a listing
+    args = [a for a in argv[1:] if a not in ("-K", "--ask-become-pass", "--check", "--diff")]
+    for i, arg in enumerate(args):
+        if arg == "-e" and args[i + 1].startswith("hwspec="):
+            assert (REPO / args[i + 1].split("=", 1)[1]).is_file(), line
+        if arg == "--limit":
+            assert set(args[i + 1].split(",")) <= _inventory_hosts(), line
+        if arg == "--tags":
+            assert set(args[i + 1].split(",")) <= _site_tags(), line
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"))
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, *args, "--list-tasks"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if "--tags" in args:
+        wanted = args[args.index("--tags") + 1].split(",")
+        listed = re.findall(r"^\s{6}(\S.*?)\tTAGS: \[(.*)\]$", proc.stdout, flags=re.M)
+        for tag in wanted:
+            assert any(tag in tags.split(", ") for _, tags in listed), (tag, proc.stdout)
+
+
+def test_quick_start_lint_exits_0():
+    assert ".venv/bin/dlverify spec lint hwspec.yaml" in _command_lines(".venv/bin/dlverify")
+    proc = subprocess.run([sys.executable, "-m", "dlverify.cli", "spec", "lint", "hwspec.yaml"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_molecule_runner_list_runs():
+    assert "tools/harness/molecule-run.sh --list" in _command_lines("tools/harness/molecule-run.sh")
+    proc = subprocess.run(["bash", "tools/harness/molecule-run.sh", "--list"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "site" in proc.stdout, proc.stdout + proc.stderr
