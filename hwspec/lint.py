@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from dlverify.hwspec import compat
 from dlverify.hwspec.model import Spec
-from dlverify.results import CheckResult, Status
+from dlverify.results import Check, CheckResult, Recorder, Status
 
 GROUP = "spec"
 SUPPORTED_OS = (("ubuntu", "22.04"), ("debian", "12"))
@@ -35,35 +35,19 @@ KNOWN_FRAMEWORKS = (
 )
 
 
-class _Out:
-    """Collects results; every one carries ``key @ file:line`` in its detail."""
+class _Out(Recorder):
+    """Results of group ``spec``; every one carries ``key at file:line`` in its detail."""
 
     def __init__(self, spec: Spec) -> None:
+        super().__init__(GROUP)
         self.spec = spec
-        self.results: list[CheckResult] = []
 
-    def add(
-        self,
-        status: Status,
-        id_: str,
-        name: str,
-        key: str,
-        detail: str = "",
-        observed: str | None = None,
-        expected: str | None = None,
-    ) -> None:
-        where = f"{key} at {self.spec.where(key)}"
-        text = f"{detail} ({where})" if detail else where
-        self.results.append(CheckResult(id_, GROUP, name, status, observed, expected, text))
+    def at(self, id_: str, name: str, key: str) -> Check:
+        return self.check(id_, name, where=f"{key} at {self.spec.where(key)}")
 
     def unknown(self, id_: str, name: str, key: str, what: str, table: str, observed: str | None) -> None:
-        self.add(
-            Status.WARN,
-            id_,
-            name,
-            key,
-            f"{what} not in compatibility data as of {compat.as_of(table)}: can't judge",
-            observed,
+        self.at(id_, name, key).warn(
+            observed, None, f"{what} not in compatibility data as of {compat.as_of(table)}: can't judge"
         )
 
 
@@ -90,114 +74,68 @@ def _check_driver_for_cuda(
         if branch_max is None:
             out.unknown(id_, name, key, f"driver branch {driver}", "cuda_driver", driver)
         elif compat.vkey(branch_max) >= compat.vkey(cuda):
-            out.add(
-                Status.PASS,
-                id_,
-                name,
-                key,
-                f"driver branch {driver} supports up to CUDA {branch_max}",
+            out.at(id_, name, key).ok(
                 driver,
                 f"CUDA {cuda} needs >= {entry['ga']}",
+                f"driver branch {driver} supports up to CUDA {branch_max}",
             )
         else:
-            out.add(
-                Status.FAIL,
-                id_,
-                name,
-                key,
-                f"driver branch {driver} supports CUDA up to {branch_max}; {what} CUDA {cuda} needs "
-                f">= {entry['ga']}",
+            out.at(id_, name, key).fail(
                 driver,
+                f">= {entry['ga']}",
+                f"driver branch {driver} supports CUDA up to {branch_max}; {what} CUDA {cuda} needs "
                 f">= {entry['ga']}",
             )
         return
     have = compat.vkey(driver)
     compat_min = compat.minor_compat_driver(major)
     if have >= compat.vkey(entry["latest_update"]):
-        out.add(
-            Status.PASS,
-            id_,
-            name,
-            key,
-            f"{what} CUDA {cuda} needs >= {entry['ga']}",
-            driver,
-            f">= {entry['ga']}",
-        )
+        out.at(id_, name, key).ok(driver, f">= {entry['ga']}", f"{what} CUDA {cuda} needs >= {entry['ga']}")
     elif have >= compat.vkey(entry["ga"]):
-        out.add(
-            Status.WARN,
-            id_,
-            name,
-            key,
-            f"enough for CUDA {cuda} GA (>= {entry['ga']}), but its latest update, which the apt "
-            f"package installs, needs >= {entry['latest_update']}",
+        out.at(id_, name, key).warn(
             driver,
             f">= {entry['latest_update']}",
+            f"enough for CUDA {cuda} GA (>= {entry['ga']}), but its latest update, which the apt "
+            f"package installs, needs >= {entry['latest_update']}",
         )
     elif (
         compat_min is not None
         and have >= compat.vkey(compat_min)
         and (branch_max is None or compat.vkey(branch_max)[:1] == compat.vkey(cuda)[:1])
     ):
-        out.add(
+        out.at(id_, name, key).status(
             Status.WARN if lenient else Status.FAIL,
-            id_,
-            name,
-            key,
+            driver,
+            f">= {entry['ga']}",
             f"driver {driver} is below {what} CUDA {cuda}'s minimum {entry['ga']}; CUDA {major}.x code "
             f"runs on it only through minor version compatibility (no PTX JIT of newer code, some APIs "
             f"missing)",
-            driver,
-            f">= {entry['ga']}",
         )
     else:
-        out.add(
-            Status.FAIL,
-            id_,
-            name,
-            key,
-            f"driver {driver} is too old for {what} CUDA {cuda}: needs >= {entry['ga']}",
+        out.at(id_, name, key).fail(
             driver,
             f">= {entry['ga']}",
+            f"driver {driver} is too old for {what} CUDA {cuda}: needs >= {entry['ga']}",
         )
 
 
 def _lint_driver_and_cuda(out: _Out) -> None:
     sw = out.spec.software
     if sw.nvidia_driver is None:
-        out.add(
-            Status.SKIP,
-            "spec.driver.pinned",
-            "driver pinned",
-            "software.nvidia_driver",
-            "software.nvidia_driver not set: driver checks skipped",
+        out.at("spec.driver.pinned", "driver pinned", "software.nvidia_driver").skip(
+            "software.nvidia_driver not set: driver checks skipped"
         )
     elif compat.is_branch_only(sw.nvidia_driver):
-        out.add(
-            Status.WARN,
-            "spec.driver.pinned",
-            "driver pinned",
-            "software.nvidia_driver",
+        out.at("spec.driver.pinned", "driver pinned", "software.nvidia_driver").warn(
+            sw.nvidia_driver,
+            None,
             f"only the branch {sw.nvidia_driver} is given: hosts may differ in the exact version; pin "
             f'e.g. "{sw.nvidia_driver}.x.y" for a fleet',
-            sw.nvidia_driver,
         )
     else:
-        out.add(
-            Status.PASS,
-            "spec.driver.pinned",
-            "driver pinned",
-            "software.nvidia_driver",
-            observed=sw.nvidia_driver,
-        )
+        out.at("spec.driver.pinned", "driver pinned", "software.nvidia_driver").ok(sw.nvidia_driver)
     if sw.cuda is None:
-        out.add(
-            Status.SKIP,
-            "spec.cuda.driver",
-            "CUDA toolkit vs driver",
-            "software.cuda",
-            "software.cuda not set",
-        )
+        out.at("spec.cuda.driver", "CUDA toolkit vs driver", "software.cuda").skip("software.cuda not set")
     elif sw.nvidia_driver is not None:
         _check_driver_for_cuda(
             out,
@@ -232,28 +170,18 @@ def _lint_cudnn(out: _Out) -> None:
     majors = [str(m) for m in entry["cuda_majors"]]
     expected = "CUDA " + " or ".join(f"{m}.x" for m in majors)
     if major not in majors:
-        out.add(
-            Status.FAIL,
-            id_,
-            name,
-            key,
-            f"cuDNN {sw.cudnn} was built for {expected}, not CUDA {sw.cuda}",
-            sw.cudnn,
-            expected,
+        out.at(id_, name, key).fail(
+            sw.cudnn, expected, f"cuDNN {sw.cudnn} was built for {expected}, not CUDA {sw.cuda}"
         )
     elif entry.get("cuda_max") and compat.vkey(sw.cuda) > compat.vkey(entry["cuda_max"]):
-        out.add(
-            Status.WARN,
-            id_,
-            name,
-            key,
-            f"cuDNN {sw.cudnn} was tested up to CUDA {entry['cuda_max']}; CUDA {sw.cuda} runs it through "
-            "minor version compatibility",
+        out.at(id_, name, key).warn(
             sw.cudnn,
             expected,
+            f"cuDNN {sw.cudnn} was tested up to CUDA {entry['cuda_max']}; CUDA {sw.cuda} runs it through "
+            "minor version compatibility",
         )
     else:
-        out.add(Status.PASS, id_, name, key, f"cuDNN {sw.cudnn} is built for {expected}", sw.cudnn, expected)
+        out.at(id_, name, key).ok(sw.cudnn, expected, f"cuDNN {sw.cudnn} is built for {expected}")
 
 
 def _lint_pytorch(out: _Out) -> None:
@@ -279,89 +207,59 @@ def _lint_pytorch(out: _Out) -> None:
             version,
         )
     else:
-        out.add(Status.PASS, "spec.pytorch.release", "PyTorch release", key, observed=version)
+        out.at("spec.pytorch.release", "PyTorch release", key).ok(version)
 
     build_cuda = compat.cuda_from_tag(local)
     name = "PyTorch CUDA build"
     if local is not None and local.startswith("cpu"):
         status = Status.FAIL if out.spec.hardware.gpu_count else Status.WARN
-        out.add(
+        out.at("spec.pytorch.cuda_build", name, key).status(
             status,
-            "spec.pytorch.cuda_build",
-            name,
-            key,
-            f"{version} is a CPU-only build; it will not use the GPUs",
             local,
             _fmt_cuda_list(rel.cuda),
+            f"{version} is a CPU-only build; it will not use the GPUs",
         )
     elif build_cuda is not None:
         if build_cuda in rel.cuda:
-            out.add(
-                Status.PASS,
-                "spec.pytorch.cuda_build",
-                name,
-                key,
-                f"PyTorch {rel.series} has a {local} build",
-                local,
-                _fmt_cuda_list(rel.cuda),
+            out.at("spec.pytorch.cuda_build", name, key).ok(
+                local, _fmt_cuda_list(rel.cuda), f"PyTorch {rel.series} has a {local} build"
             )
         else:
             first = compat.first_torch_with_cuda(build_cuda)
             since = f"; {local} builds start at {first}.0" if first else ""
-            out.add(
-                Status.FAIL,
-                "spec.pytorch.cuda_build",
-                name,
-                key,
-                f"PyTorch {public} has no {local} build (it was built for {_fmt_cuda_list(rel.cuda)}){since}",
+            out.at("spec.pytorch.cuda_build", name, key).fail(
                 local,
                 _fmt_cuda_list(rel.cuda),
+                f"PyTorch {public} has no {local} build (it was built for {_fmt_cuda_list(rel.cuda)}){since}",
             )
     elif sw.cuda is not None:
         want = compat.major_minor(sw.cuda)
         if want in rel.cuda:
-            out.add(
-                Status.PASS,
-                "spec.pytorch.cuda_build",
-                name,
-                key,
+            out.at("spec.pytorch.cuda_build", name, key).ok(
+                compat.cuda_tag(want),
+                _fmt_cuda_list(rel.cuda),
                 f'PyTorch {rel.series} has a {compat.cuda_tag(want)} build; pin "{public}+'
                 f'{compat.cuda_tag(want)}" to say which',
-                compat.cuda_tag(want),
-                _fmt_cuda_list(rel.cuda),
             )
         else:
-            out.add(
-                Status.WARN,
-                "spec.pytorch.cuda_build",
-                name,
-                key,
-                f"PyTorch {public} has no build for CUDA {sw.cuda} (builds: {_fmt_cuda_list(rel.cuda)}); "
-                "the one installed will bundle its own CUDA runtime",
+            out.at("spec.pytorch.cuda_build", name, key).warn(
                 compat.cuda_tag(want),
                 _fmt_cuda_list(rel.cuda),
+                f"PyTorch {public} has no build for CUDA {sw.cuda} (builds: {_fmt_cuda_list(rel.cuda)}); "
+                "the one installed will bundle its own CUDA runtime",
             )
 
     if build_cuda is not None and sw.cuda is not None:
         if compat.major_minor(sw.cuda) == build_cuda:
-            out.add(
-                Status.PASS,
-                "spec.pytorch.cuda_match",
-                "PyTorch build vs CUDA toolkit",
-                key,
-                observed=local,
-                expected=compat.cuda_tag(sw.cuda),
+            out.at("spec.pytorch.cuda_match", "PyTorch build vs CUDA toolkit", key).ok(
+                local, compat.cuda_tag(sw.cuda)
             )
         else:
-            out.add(
-                Status.FAIL,
-                "spec.pytorch.cuda_match",
-                "PyTorch build vs CUDA toolkit",
-                key,
-                f"{version} is built for CUDA {build_cuda}, but software.cuda is {sw.cuda} "
-                f"({out.spec.where('software.cuda')})",
+            out.at("spec.pytorch.cuda_match", "PyTorch build vs CUDA toolkit", key).fail(
                 local,
                 compat.cuda_tag(sw.cuda),
+                f"{version} is built for CUDA {build_cuda}, but software.cuda is {sw.cuda} "
+                f"({out.spec.where('software.cuda')})",
             )
     if (
         build_cuda is not None
@@ -388,24 +286,15 @@ def _lint_pytorch(out: _Out) -> None:
         )
         py = compat.major_minor(env.python)
         if py in rel.python:
-            out.add(
-                Status.PASS,
-                "spec.pytorch.python",
-                "PyTorch vs Python",
-                py_key,
-                f"PyTorch {rel.series} has wheels for Python {', '.join(rel.python)}",
-                env.python,
+            out.at("spec.pytorch.python", "PyTorch vs Python", py_key).ok(
+                env.python, None, f"PyTorch {rel.series} has wheels for Python {', '.join(rel.python)}"
             )
         else:
-            out.add(
-                Status.FAIL,
-                "spec.pytorch.python",
-                "PyTorch vs Python",
-                py_key,
-                f"PyTorch {rel.series} has no build for Python {env.python} (it supports "
-                f"{', '.join(rel.python)})",
+            out.at("spec.pytorch.python", "PyTorch vs Python", py_key).fail(
                 env.python,
                 ", ".join(rel.python),
+                f"PyTorch {rel.series} has no build for Python {env.python} (it supports "
+                f"{', '.join(rel.python)})",
             )
 
     for lib in ("torchvision", "torchaudio"):
@@ -425,34 +314,16 @@ def _lint_pytorch(out: _Out) -> None:
             continue
         want = rel.patch[lib]
         if compat.vkey(lib_public) != compat.vkey(want):
-            out.add(
-                Status.FAIL,
-                f"spec.{lib}.match",
-                f"{lib} vs torch",
-                lib_key,
-                f"torch {public} pairs with {lib} {want}, not {lib_public}",
-                fw[lib],
-                want,
+            out.at(f"spec.{lib}.match", f"{lib} vs torch", lib_key).fail(
+                fw[lib], want, f"torch {public} pairs with {lib} {want}, not {lib_public}"
             )
         elif lib_local and local and lib_local != local:
-            out.add(
-                Status.FAIL,
-                f"spec.{lib}.match",
-                f"{lib} vs torch",
-                lib_key,
-                f"{lib} build +{lib_local} differs from torch's +{local}",
-                fw[lib],
-                f"{want}+{local}",
+            out.at(f"spec.{lib}.match", f"{lib} vs torch", lib_key).fail(
+                fw[lib], f"{want}+{local}", f"{lib} build +{lib_local} differs from torch's +{local}"
             )
         else:
-            out.add(
-                Status.PASS,
-                f"spec.{lib}.match",
-                f"{lib} vs torch",
-                lib_key,
-                f"torch {public} pairs with {lib} {want}",
-                fw[lib],
-                want,
+            out.at(f"spec.{lib}.match", f"{lib} vs torch", lib_key).ok(
+                fw[lib], want, f"torch {public} pairs with {lib} {want}"
             )
 
 
@@ -478,74 +349,39 @@ def _lint_tensorflow(out: _Out) -> None:
     if sw.cuda is not None:
         have, want = compat.vkey(sw.cuda), compat.vkey(rel["cuda"])
         if have[:1] != want[:1]:
-            out.add(
-                Status.FAIL,
-                "spec.tensorflow.cuda",
-                "TensorFlow vs CUDA",
-                key,
-                f"{built}; its wheels do not load CUDA {sw.cuda} libraries",
-                sw.cuda,
-                rel["cuda"],
+            out.at("spec.tensorflow.cuda", "TensorFlow vs CUDA", key).fail(
+                sw.cuda, rel["cuda"], f"{built}; its wheels do not load CUDA {sw.cuda} libraries"
             )
         elif have[:2] != want[:2]:
-            out.add(
-                Status.WARN,
-                "spec.tensorflow.cuda",
-                "TensorFlow vs CUDA",
-                key,
-                f"{built}; CUDA {sw.cuda} is the same major, not the tested version",
-                sw.cuda,
-                rel["cuda"],
+            out.at("spec.tensorflow.cuda", "TensorFlow vs CUDA", key).warn(
+                sw.cuda, rel["cuda"], f"{built}; CUDA {sw.cuda} is the same major, not the tested version"
             )
         else:
-            out.add(
-                Status.PASS, "spec.tensorflow.cuda", "TensorFlow vs CUDA", key, built, sw.cuda, rel["cuda"]
-            )
+            out.at("spec.tensorflow.cuda", "TensorFlow vs CUDA", key).ok(sw.cuda, rel["cuda"], built)
     if sw.cudnn is not None:
         have, want = compat.vkey(sw.cudnn), compat.vkey(rel["cudnn"])
         if have[:1] != want[:1] or have[:2] < want[:2]:
-            out.add(
-                Status.FAIL,
-                "spec.tensorflow.cudnn",
-                "TensorFlow vs cuDNN",
-                key,
-                f"{built}; cuDNN {sw.cudnn} is {'another major' if have[:1] != want[:1] else 'older'}",
+            out.at("spec.tensorflow.cudnn", "TensorFlow vs cuDNN", key).fail(
                 sw.cudnn,
                 rel["cudnn"],
+                f"{built}; cuDNN {sw.cudnn} is {'another major' if have[:1] != want[:1] else 'older'}",
             )
         elif have[:2] != want[:2]:
-            out.add(
-                Status.WARN,
-                "spec.tensorflow.cudnn",
-                "TensorFlow vs cuDNN",
-                key,
-                f"{built}; cuDNN {sw.cudnn} is a newer minor than tested",
-                sw.cudnn,
-                rel["cudnn"],
+            out.at("spec.tensorflow.cudnn", "TensorFlow vs cuDNN", key).warn(
+                sw.cudnn, rel["cudnn"], f"{built}; cuDNN {sw.cudnn} is a newer minor than tested"
             )
         else:
-            out.add(
-                Status.PASS,
-                "spec.tensorflow.cudnn",
-                "TensorFlow vs cuDNN",
-                key,
-                built,
-                sw.cudnn,
-                rel["cudnn"],
-            )
+            out.at("spec.tensorflow.cudnn", "TensorFlow vs cuDNN", key).ok(sw.cudnn, rel["cudnn"], built)
     if sw.python_env is not None:
         py = compat.major_minor(sw.python_env.python)
         status = Status.PASS if py in rel["python"] else Status.FAIL
-        out.add(
+        out.at("spec.tensorflow.python", "TensorFlow vs Python", "software.python_env").status(
             status,
-            "spec.tensorflow.python",
-            "TensorFlow vs Python",
-            "software.python_env",
+            sw.python_env.python,
+            ", ".join(rel["python"]),
             ""
             if status is Status.PASS
             else f"TensorFlow {series} has no build for Python {py} (it supports {', '.join(rel['python'])})",
-            sw.python_env.python,
-            ", ".join(rel["python"]),
         )
 
 
@@ -561,13 +397,10 @@ def _lint_gpus(out: _Out) -> None:
                 if not found
                 else f"ambiguous ({', '.join(g.name for g in found)})"
             )
-            out.add(
-                Status.WARN,
-                "spec.gpu.known",
-                "GPU model known",
-                key,
-                f"{gpu.model}: {why} as of {compat.as_of('gpus')}: can't judge driver/CUDA support",
+            out.at("spec.gpu.known", "GPU model known", key).warn(
                 gpu.model,
+                None,
+                f"{gpu.model}: {why} as of {compat.as_of('gpus')}: can't judge driver/CUDA support",
             )
             continue
         # several candidates of one architecture (A100 80GB SXM4 or PCIe): judge by the strictest
@@ -577,14 +410,8 @@ def _lint_gpus(out: _Out) -> None:
         max_branch = next((g.max_driver_branch for g in found if g.max_driver_branch), None)
         arch = found[0].architecture
         if gpu.architecture and gpu.architecture.lower() != arch.lower():
-            out.add(
-                Status.FAIL,
-                "spec.gpu.architecture",
-                "GPU architecture",
-                key,
-                f"{gpu.model} is {arch}, the spec says {gpu.architecture}",
-                gpu.architecture,
-                arch,
+            out.at("spec.gpu.architecture", "GPU architecture", key).fail(
+                gpu.architecture, arch, f"{gpu.model} is {arch}, the spec says {gpu.architecture}"
             )
         if sw.nvidia_driver is not None:
             drv = sw.nvidia_driver
@@ -599,68 +426,34 @@ def _lint_gpus(out: _Out) -> None:
                     if too_old
                     else f"is not supported by drivers after R{max_branch}"
                 )
-                out.add(
-                    Status.FAIL,
-                    "spec.gpu.driver",
-                    "GPU vs driver",
-                    key,
-                    f"{gpu.model} ({arch}) {reason}",
-                    drv,
-                    f">= {min_driver}",
+                out.at("spec.gpu.driver", "GPU vs driver", key).fail(
+                    drv, f">= {min_driver}", f"{gpu.model} ({arch}) {reason}"
                 )
             else:
-                out.add(
-                    Status.PASS,
-                    "spec.gpu.driver",
-                    "GPU vs driver",
-                    key,
-                    f"{gpu.model} ({arch}) needs >= {min_driver}",
-                    drv,
-                    f">= {min_driver}",
+                out.at("spec.gpu.driver", "GPU vs driver", key).ok(
+                    drv, f">= {min_driver}", f"{gpu.model} ({arch}) needs >= {min_driver}"
                 )
         if sw.cuda is not None:
             if compat.vkey(sw.cuda) < compat.vkey(min_cuda):
-                out.add(
-                    Status.FAIL,
-                    "spec.gpu.cuda",
-                    "GPU vs CUDA",
-                    key,
-                    f"{arch} needs CUDA >= {min_cuda}",
-                    sw.cuda,
-                    f">= {min_cuda}",
+                out.at("spec.gpu.cuda", "GPU vs CUDA", key).fail(
+                    sw.cuda, f">= {min_cuda}", f"{arch} needs CUDA >= {min_cuda}"
                 )
             elif max_cuda is not None and compat.vkey(sw.cuda)[:1] > compat.vkey(max_cuda)[:1]:
-                out.add(
-                    Status.FAIL,
-                    "spec.gpu.cuda",
-                    "GPU vs CUDA",
-                    key,
-                    f"CUDA {sw.cuda} dropped {arch}; the last toolkit for it is {max_cuda}",
+                out.at("spec.gpu.cuda", "GPU vs CUDA", key).fail(
                     sw.cuda,
                     f"<= {max_cuda}",
+                    f"CUDA {sw.cuda} dropped {arch}; the last toolkit for it is {max_cuda}",
                 )
             else:
-                out.add(
-                    Status.PASS,
-                    "spec.gpu.cuda",
-                    "GPU vs CUDA",
-                    key,
-                    f"{arch} needs CUDA >= {min_cuda}",
-                    sw.cuda,
-                    f">= {min_cuda}",
+                out.at("spec.gpu.cuda", "GPU vs CUDA", key).ok(
+                    sw.cuda, f">= {min_cuda}", f"{arch} needs CUDA >= {min_cuda}"
                 )
 
 
 def _lint_os(out: _Out) -> None:
     os_ = out.spec.software.os
     if os_ is None:
-        out.add(
-            Status.SKIP,
-            "spec.os.supported",
-            "OS supported by the roles",
-            "software.os",
-            "software.os not set",
-        )
+        out.at("spec.os.supported", "OS supported by the roles", "software.os").skip("software.os not set")
         return
     shown = f"{os_.name} {os_.version}"
     ok = any(
@@ -668,17 +461,13 @@ def _lint_os(out: _Out) -> None:
         for n, v in SUPPORTED_OS
     )
     if ok:
-        out.add(Status.PASS, "spec.os.supported", "OS supported by the roles", "software.os", observed=shown)
+        out.at("spec.os.supported", "OS supported by the roles", "software.os").ok(shown)
     else:
-        out.add(
-            Status.WARN,
-            "spec.os.supported",
-            "OS supported by the roles",
-            "software.os",
-            f"the provisioning roles are tested on Ubuntu 22.04 and Debian 12, not {shown}; `dlverify check` "
-            "still works",
+        out.at("spec.os.supported", "OS supported by the roles", "software.os").warn(
             shown,
             "Ubuntu 22.04 | Debian 12",
+            f"the provisioning roles are tested on Ubuntu 22.04 and Debian 12, not {shown}; `dlverify check` "
+            "still works",
         )
 
 
@@ -688,14 +477,8 @@ def _lint_names(out: _Out) -> None:
             continue
         close = difflib.get_close_matches(name, KNOWN_FRAMEWORKS, n=1, cutoff=0.75)
         if close:
-            out.add(
-                Status.WARN,
-                "spec.frameworks.name",
-                "framework name",
-                f"software.frameworks.{name}",
-                f"unknown framework {name!r}; did you mean {close[0]!r}? (not checked)",
-                name,
-                close[0],
+            out.at("spec.frameworks.name", "framework name", f"software.frameworks.{name}").warn(
+                name, close[0], f"unknown framework {name!r}; did you mean {close[0]!r}? (not checked)"
             )
 
 

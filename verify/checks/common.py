@@ -1,11 +1,14 @@
-"""Small helpers shared by the judges: reading snapshot values, versions, building results."""
+"""Small helpers shared by the judges: reading snapshot values, versions, units.
+
+Results are built with :class:`dlverify.results.Recorder`:
+``j.check(id, name).fail(observed, expected, why)``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dlverify.hwspec.compat import vkey
-from dlverify.results import CheckResult, Status
 
 
 def missing(value: Any) -> str | None:
@@ -34,56 +37,6 @@ def version_matches(want: str, have: Any) -> bool:
     """The components the spec gives must equal the observed ones: "535" matches "535.54.03"."""
     w, h = vkey(want), vkey(str(have))
     return bool(w) and h[: len(w)] == w
-
-
-class Judge:
-    """Collects results for one group with short constructors."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.results: list[CheckResult] = []
-
-    def add(
-        self,
-        cid: str,
-        name: str,
-        status: Status,
-        observed: Any = None,
-        expected: Any = None,
-        detail: str = "",
-    ) -> None:
-        self.results.append(
-            CheckResult(
-                cid,
-                self.group,
-                name,
-                status,
-                None if observed is None else str(observed),
-                None if expected is None else str(expected),
-                detail,
-            )
-        )
-
-    def ok(self, cid: str, name: str, observed: Any = None, expected: Any = None, detail: str = "") -> None:
-        self.add(cid, name, Status.PASS, observed, expected, detail)
-
-    def fail(self, cid: str, name: str, observed: Any, expected: Any, detail: str) -> None:
-        self.add(cid, name, Status.FAIL, observed, expected, detail)
-
-    def warn(self, cid: str, name: str, observed: Any, expected: Any, detail: str) -> None:
-        self.add(cid, name, Status.WARN, observed, expected, detail)
-
-    def skip(self, cid: str, name: str, detail: str, observed: Any = None, expected: Any = None) -> None:
-        self.add(cid, name, Status.SKIP, observed, expected, detail)
-
-    def policy(self, cid: str, name: str, policy: str, observed: Any, expected: Any, detail: str) -> None:
-        """A failed condition under a ``required|fail`` / ``warn`` / ``ignore`` policy."""
-        if policy == "ignore":
-            self.skip(cid, name, f"ignored by the spec's checks policy ({detail})", observed, expected)
-        elif policy == "warn":
-            self.warn(cid, name, observed, expected, detail)
-        else:
-            self.fail(cid, name, observed, expected, detail)
 
 
 def gib(n: float) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dlverify.checks.common import Judge, get, gib, missing, version_matches
+from dlverify.checks.common import get, gib, missing, version_matches
 from dlverify.checks.fabric import check_fabric
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import GpuSpec, Spec
-from dlverify.results import CheckResult, Status
+from dlverify.results import CheckResult, Recorder, Status
 
 # clocks-event reasons that mean the card is protecting itself: never allowed, whatever the spec says
 HARD_SLOWDOWNS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown")
@@ -70,24 +70,24 @@ def _spec_for(spec: Spec, name: Any) -> GpuSpec | None:
     return next((g for g in spec.hardware.gpus if model_matches(g.model, name)), None)
 
 
-def _node(spec: Spec, snap: dict[str, Any], j: Judge) -> list[dict[str, Any]] | None:
+def _node(spec: Spec, snap: dict[str, Any], j: Recorder) -> list[dict[str, Any]] | None:
     nvml = snap.get("nvml")
     sw = spec.software
     why = missing(nvml)
     if why is not None:
         module = get(snap, "host", "nvidia_kernel_module")
         hint = f" (loaded kernel module: {module})" if isinstance(module, str) else ""
-        j.fail("gpu.nvml", "NVML", "unavailable", "NVML answers", f"{why}{hint}")
+        j.check("gpu.nvml", "NVML").fail("unavailable", "NVML answers", f"{why}{hint}")
         want = spec.hardware.gpu_count
-        j.fail(
-            "gpu.count", "GPU count", "0 visible", want, "no GPU can be seen: NVML unavailable (see gpu.nvml)"
+        j.check("gpu.count", "GPU count").fail(
+            "0 visible", want, "no GPU can be seen: NVML unavailable (see gpu.nvml)"
         )
         for cid, name in (("gpu.driver", "driver version"), ("gpu.cuda_driver", "CUDA driver API")):
-            j.skip(cid, name, "NVML unavailable (see gpu.nvml)")
+            j.check(cid, name).skip("NVML unavailable (see gpu.nvml)")
         return None
     gpus = [g for g in (nvml.get("gpus") or []) if isinstance(g, dict)]
     driver = nvml.get("driver_version")
-    j.ok("gpu.nvml", "NVML", f"NVML {nvml.get('nvml_version')}, {len(gpus)} GPU(s)")
+    j.check("gpu.nvml", "NVML").ok(f"NVML {nvml.get('nvml_version')}, {len(gpus)} GPU(s)")
 
     # count, per model
     want_total = spec.hardware.gpu_count
@@ -100,66 +100,44 @@ def _node(spec: Spec, snap: dict[str, Any], j: Judge) -> list[dict[str, Any]] | 
         if have < g.count:
             short.append(f"{g.count - have} × {g.model} missing")
     if len(gpus) < want_total or short:
-        j.fail(
-            "gpu.count",
-            "GPU count",
-            observed,
-            expected,
-            "; ".join(short) or f"{want_total - len(gpus)} GPU(s) missing",
+        j.check("gpu.count", "GPU count").fail(
+            observed, expected, "; ".join(short) or f"{want_total - len(gpus)} GPU(s) missing"
         )
     elif len(gpus) > want_total:
-        j.warn(
-            "gpu.count",
-            "GPU count",
-            observed,
-            expected,
-            f"{len(gpus) - want_total} more GPU(s) than the spec",
+        j.check("gpu.count", "GPU count").warn(
+            observed, expected, f"{len(gpus) - want_total} more GPU(s) than the spec"
         )
     else:
-        j.ok("gpu.count", "GPU count", observed, expected)
+        j.check("gpu.count", "GPU count").ok(observed, expected)
 
     # driver: exact, or the branch when the spec gives "535"
     if not sw.nvidia_driver:
-        j.skip("gpu.driver", "driver version", "the spec does not pin a driver", driver)
+        j.check("gpu.driver", "driver version").skip("the spec does not pin a driver", driver)
     elif missing(driver):
-        j.fail(
-            "gpu.driver",
-            "driver version",
-            None,
-            sw.nvidia_driver,
-            f"driver version unreadable: {missing(driver)}",
+        j.check("gpu.driver", "driver version").fail(
+            None, sw.nvidia_driver, f"driver version unreadable: {missing(driver)}"
         )
     elif version_matches(sw.nvidia_driver, driver):
-        j.ok(
-            "gpu.driver",
-            "driver version",
-            driver,
-            sw.nvidia_driver,
-            "" if "." in sw.nvidia_driver else f"branch {sw.nvidia_driver}",
+        j.check("gpu.driver", "driver version").ok(
+            driver, sw.nvidia_driver, "" if "." in sw.nvidia_driver else f"branch {sw.nvidia_driver}"
         )
     else:
         what = "exact version" if sw.nvidia_driver.count(".") >= 2 else "branch"
-        j.fail(
-            "gpu.driver",
-            "driver version",
-            driver,
-            sw.nvidia_driver,
-            f"the spec pins driver {what} {sw.nvidia_driver}",
+        j.check("gpu.driver", "driver version").fail(
+            driver, sw.nvidia_driver, f"the spec pins driver {what} {sw.nvidia_driver}"
         )
 
     cuda_drv = nvml.get("cuda_driver_version")
     if not sw.cuda:
-        j.skip("gpu.cuda_driver", "CUDA driver API", "the spec does not pin a CUDA toolkit", cuda_drv)
+        j.check("gpu.cuda_driver", "CUDA driver API").skip("the spec does not pin a CUDA toolkit", cuda_drv)
     elif missing(cuda_drv):
-        j.fail(
-            "gpu.cuda_driver", "CUDA driver API", None, f">= {sw.cuda}", f"unreadable: {missing(cuda_drv)}"
+        j.check("gpu.cuda_driver", "CUDA driver API").fail(
+            None, f">= {sw.cuda}", f"unreadable: {missing(cuda_drv)}"
         )
     elif vkey(cuda_drv)[:2] >= vkey(sw.cuda)[:2]:
-        j.ok("gpu.cuda_driver", "CUDA driver API", cuda_drv, f">= {sw.cuda}")
+        j.check("gpu.cuda_driver", "CUDA driver API").ok(cuda_drv, f">= {sw.cuda}")
     else:
-        j.fail(
-            "gpu.cuda_driver",
-            "CUDA driver API",
+        j.check("gpu.cuda_driver", "CUDA driver API").fail(
             cuda_drv,
             f">= {sw.cuda}",
             f"this driver runs CUDA up to {cuda_drv}; toolkit {sw.cuda} needs a newer driver",
@@ -190,20 +168,20 @@ XID_MEANING = {
 APPLICATION_XIDS = frozenset({13, 31, 43, 45})
 
 
-def _xid(spec: Spec, snap: dict[str, Any], j: Judge) -> None:
+def _xid(spec: Spec, snap: dict[str, Any], j: Recorder) -> None:
     xid = get(snap, "host", "xid")
     policy = spec.checks.xid
     if policy == "ignore":
-        j.skip("gpu.xid", "XID errors", "ignored by checks.xid")
+        j.check("gpu.xid", "XID errors").skip("ignored by checks.xid")
         return
     why = missing(xid)
     if why is not None:
-        j.skip("gpu.xid", "XID errors", why)
+        j.check("gpu.xid", "XID errors").skip(why)
         return
     events = [e for e in xid.get("events") or [] if isinstance(e, dict)]
     src = xid.get("source", "kernel log")
     if not events:
-        j.ok("gpu.xid", "XID errors", "none since boot", "none", f"read from {src}")
+        j.check("gpu.xid", "XID errors").ok("none since boot", "none", f"read from {src}")
         return
     counts: dict[int, int] = {}
     for e in events:
@@ -220,55 +198,49 @@ def _xid(spec: Spec, snap: dict[str, Any], j: Judge) -> None:
     )
     observed = f"{len(events)} event(s): XID {shown}"
     if not hardware:
-        j.warn("gpu.xid", "XID errors", observed, "none", "application-level XIDs only; " + detail)
+        j.check("gpu.xid", "XID errors").warn(observed, "none", "application-level XIDs only; " + detail)
     else:
-        j.policy("gpu.xid", "XID errors", "warn" if policy == "warn" else "fail", observed, "none", detail)
+        j.check("gpu.xid", "XID errors").policy(
+            "warn" if policy == "warn" else "fail", observed, "none", detail
+        )
 
 
-def _card(spec: Spec, g: dict[str, Any], j: Judge) -> None:
+def _card(spec: Spec, g: dict[str, Any], j: Recorder) -> None:
     c = spec.checks
     name = g.get("name")
     if "unavailable" in g:
-        j.fail("gpu.handle", "GPU handle", None, None, str(g["unavailable"]))
+        j.check("gpu.handle", "GPU handle").fail(None, None, str(g["unavailable"]))
         return
     gs = _spec_for(spec, name)
     # model
     if missing(name):
-        j.fail("gpu.model", "model", None, None, f"name unreadable: {missing(name)}")
+        j.check("gpu.model", "model").fail(None, None, f"name unreadable: {missing(name)}")
     elif gs is None:
-        j.fail(
-            "gpu.model",
-            "model",
-            name,
-            " | ".join(s.model for s in spec.hardware.gpus),
-            "matches no GPU model of the spec",
+        j.check("gpu.model", "model").fail(
+            name, " | ".join(s.model for s in spec.hardware.gpus), "matches no GPU model of the spec"
         )
     else:
-        j.ok("gpu.model", "model", name, gs.model)
+        j.check("gpu.model", "model").ok(name, gs.model)
 
     # memory
     mem = g.get("memory_total_bytes")
     if gs is None or gs.memory_gb is None:
-        j.skip(
-            "gpu.memory",
-            "memory",
+        j.check("gpu.memory", "memory").skip(
             "not compared: this GPU matches no model of the spec (see gpu.model)"
             if gs is None
             else "the spec gives no memory size for this model",
             gib(mem) if isinstance(mem, int) else None,
         )
     elif missing(mem):
-        j.fail("gpu.memory", "memory", None, f"{gs.memory_gb:g} GB", f"unreadable: {missing(mem)}")
+        j.check("gpu.memory", "memory").fail(None, f"{gs.memory_gb:g} GB", f"unreadable: {missing(mem)}")
     else:
         # cards are sold in GB but report GiB after the driver's reserve (80GB -> ~79.6 GiB)
         low = gs.memory_gb * (1 - c.gpu_memory_tolerance)
         have = mem / 2**30
         if have >= low:
-            j.ok("gpu.memory", "memory", gib(mem), f"{gs.memory_gb:g} GB")
+            j.check("gpu.memory", "memory").ok(gib(mem), f"{gs.memory_gb:g} GB")
         else:
-            j.fail(
-                "gpu.memory",
-                "memory",
+            j.check("gpu.memory", "memory").fail(
                 gib(mem),
                 f"{gs.memory_gb:g} GB",
                 f"below {low:.1f} GiB (tolerance {c.gpu_memory_tolerance:.0%})",
@@ -277,15 +249,13 @@ def _card(spec: Spec, g: dict[str, Any], j: Judge) -> None:
     # persistence
     pm = g.get("persistence_mode")
     if c.persistence_mode == "ignore":
-        j.skip("gpu.persistence", "persistence mode", "ignored by checks.persistence_mode")
+        j.check("gpu.persistence", "persistence mode").skip("ignored by checks.persistence_mode")
     elif missing(pm):
-        j.skip("gpu.persistence", "persistence mode", missing(pm) or "")
+        j.check("gpu.persistence", "persistence mode").skip(missing(pm) or "")
     elif pm:
-        j.ok("gpu.persistence", "persistence mode", "enabled", "enabled")
+        j.check("gpu.persistence", "persistence mode").ok("enabled", "enabled")
     else:
-        j.policy(
-            "gpu.persistence",
-            "persistence mode",
+        j.check("gpu.persistence", "persistence mode").policy(
             c.persistence_mode,
             "disabled",
             "enabled",
@@ -299,20 +269,20 @@ def _card(spec: Spec, g: dict[str, Any], j: Judge) -> None:
     # temperature
     t = g.get("temperature_c")
     if missing(t):
-        j.skip("gpu.temperature", "temperature", missing(t) or "")
+        j.check("gpu.temperature", "temperature").skip(missing(t) or "")
     elif t >= c.gpu_temp_max_c:
-        j.fail(
-            "gpu.temperature", "temperature", f"{t} C", f"< {c.gpu_temp_max_c} C", "at or above the maximum"
+        j.check("gpu.temperature", "temperature").fail(
+            f"{t} C", f"< {c.gpu_temp_max_c} C", "at or above the maximum"
         )
     elif t >= c.gpu_temp_warn_c:
-        j.warn("gpu.temperature", "temperature", f"{t} C", f"< {c.gpu_temp_warn_c} C", "running hot")
+        j.check("gpu.temperature", "temperature").warn(f"{t} C", f"< {c.gpu_temp_warn_c} C", "running hot")
     else:
-        j.ok("gpu.temperature", "temperature", f"{t} C", f"< {c.gpu_temp_warn_c} C")
+        j.check("gpu.temperature", "temperature").ok(f"{t} C", f"< {c.gpu_temp_warn_c} C")
 
     # clocks-event reasons
     reasons = g.get("clocks_event_reasons")
     if missing(reasons):
-        j.skip("gpu.clocks_event_reasons", "clocks-event reasons", missing(reasons) or "")
+        j.check("gpu.clocks_event_reasons", "clocks-event reasons").skip(missing(reasons) or "")
     else:
         active = list(reasons)
         hard = [r for r in active if r in HARD_SLOWDOWNS]
@@ -320,91 +290,80 @@ def _card(spec: Spec, g: dict[str, Any], j: Judge) -> None:
         shown = ", ".join(active) or "none"
         allowed = "only " + ", ".join(c.allowed_clock_event_reasons)
         if hard:
-            j.fail(
-                "gpu.clocks_event_reasons",
-                "clocks-event reasons",
-                shown,
-                allowed,
-                f"clocks held down by {', '.join(hard)}: check cooling and power delivery",
+            j.check("gpu.clocks_event_reasons", "clocks-event reasons").fail(
+                shown, allowed, f"clocks held down by {', '.join(hard)}: check cooling and power delivery"
             )
         elif other:
-            j.warn(
-                "gpu.clocks_event_reasons",
-                "clocks-event reasons",
-                shown,
-                allowed,
-                f"not in the allowed list: {', '.join(other)}",
+            j.check("gpu.clocks_event_reasons", "clocks-event reasons").warn(
+                shown, allowed, f"not in the allowed list: {', '.join(other)}"
             )
         else:
-            j.ok("gpu.clocks_event_reasons", "clocks-event reasons", shown, allowed)
+            j.check("gpu.clocks_event_reasons", "clocks-event reasons").ok(shown, allowed)
 
     # power limit vs default
     lim, dflt = g.get("power_limit_mw"), g.get("power_default_limit_mw")
     if missing(lim) or missing(dflt) or not dflt:
-        j.skip("gpu.power_limit", "power limit", missing(lim) or missing(dflt) or "no default limit")
+        j.check("gpu.power_limit", "power limit").skip(missing(lim) or missing(dflt) or "no default limit")
     else:
         ratio = lim / dflt
         obs, exp = f"{lim / 1000:.0f} W", f">= {c.power_limit_min_ratio:.0%} of {dflt / 1000:.0f} W"
         if ratio < c.power_limit_min_ratio:
-            j.warn(
-                "gpu.power_limit",
-                "power limit",
-                obs,
-                exp,
-                f"capped at {ratio:.0%} of the default limit (nvidia-smi -pl)",
+            j.check("gpu.power_limit", "power limit").warn(
+                obs, exp, f"capped at {ratio:.0%} of the default limit (nvidia-smi -pl)"
             )
         else:
-            j.ok("gpu.power_limit", "power limit", obs, exp)
+            j.check("gpu.power_limit", "power limit").ok(obs, exp)
 
     # MIG
     mig, mig_p = g.get("mig_mode_current"), g.get("mig_mode_pending")
     if c.mig == "any":
-        j.skip("gpu.mig", "MIG mode", "checks.mig is 'any'")
+        j.check("gpu.mig", "MIG mode").skip("checks.mig is 'any'")
     elif missing(mig):
         why = missing(mig) or ""
         if c.mig == "disabled" and "not supported" in why:
-            j.ok("gpu.mig", "MIG mode", "not supported", "disabled")
+            j.check("gpu.mig", "MIG mode").ok("not supported", "disabled")
         else:
-            j.skip("gpu.mig", "MIG mode", why)
+            j.check("gpu.mig", "MIG mode").skip(why)
     else:
         want = c.mig == "enabled"
         obs = "enabled" if mig else "disabled"
         if bool(mig) != want:
-            j.fail("gpu.mig", "MIG mode", obs, c.mig, f"MIG is {obs}; the spec wants it {c.mig}")
+            j.check("gpu.mig", "MIG mode").fail(obs, c.mig, f"MIG is {obs}; the spec wants it {c.mig}")
         elif isinstance(mig_p, bool) and mig_p != mig:
-            j.warn("gpu.mig", "MIG mode", obs, c.mig, "a MIG mode change is pending a GPU reset")
+            j.check("gpu.mig", "MIG mode").warn(obs, c.mig, "a MIG mode change is pending a GPU reset")
         else:
-            j.ok("gpu.mig", "MIG mode", obs, c.mig)
+            j.check("gpu.mig", "MIG mode").ok(obs, c.mig)
 
     cm = g.get("compute_mode")
     if c.compute_mode == "any":
-        j.skip(
-            "gpu.compute_mode",
-            "compute mode",
-            "checks.compute_mode is 'any'",
-            cm if isinstance(cm, str) else None,
+        j.check("gpu.compute_mode", "compute mode").skip(
+            "checks.compute_mode is 'any'", cm if isinstance(cm, str) else None
         )
     elif missing(cm):
-        j.skip("gpu.compute_mode", "compute mode", missing(cm) or "")
+        j.check("gpu.compute_mode", "compute mode").skip(missing(cm) or "")
     elif cm == c.compute_mode:
-        j.ok("gpu.compute_mode", "compute mode", cm, c.compute_mode)
+        j.check("gpu.compute_mode", "compute mode").ok(cm, c.compute_mode)
     else:
-        j.fail("gpu.compute_mode", "compute mode", cm, c.compute_mode, "set it with nvidia-smi -c")
+        j.check("gpu.compute_mode", "compute mode").fail(cm, c.compute_mode, "set it with nvidia-smi -c")
 
 
-def _ecc(c: Any, g: dict[str, Any], j: Judge) -> None:
+def _ecc(c: Any, g: dict[str, Any], j: Recorder) -> None:
     mode, pending = g.get("ecc_mode_current"), g.get("ecc_mode_pending")
     if c.ecc == "ignore":
-        j.skip("gpu.ecc.mode", "ECC mode", "ignored by checks.ecc")
+        j.check("gpu.ecc.mode", "ECC mode").skip("ignored by checks.ecc")
     elif missing(mode):
-        j.policy("gpu.ecc.mode", "ECC mode", c.ecc, None, "enabled", f"ECC mode unreadable: {missing(mode)}")
+        j.check("gpu.ecc.mode", "ECC mode").policy(
+            c.ecc, None, "enabled", f"ECC mode unreadable: {missing(mode)}"
+        )
     elif not mode:
         hint = "; enabling is pending a reboot" if pending is True else " (nvidia-smi -e 1, then reboot)"
-        j.policy("gpu.ecc.mode", "ECC mode", c.ecc, "disabled", "enabled", f"ECC is off{hint}")
+        j.check("gpu.ecc.mode", "ECC mode").policy(c.ecc, "disabled", "enabled", f"ECC is off{hint}")
     elif pending is False:
-        j.warn("gpu.ecc.mode", "ECC mode", "enabled", "enabled", "ECC will be disabled at the next reboot")
+        j.check("gpu.ecc.mode", "ECC mode").warn(
+            "enabled", "enabled", "ECC will be disabled at the next reboot"
+        )
     else:
-        j.ok("gpu.ecc.mode", "ECC mode", "enabled", "enabled")
+        j.check("gpu.ecc.mode", "ECC mode").ok("enabled", "enabled")
 
     # the volatile count is a live fault; the lifetime count is history worth watching
     for key, cid, label, status, bad in (
@@ -425,13 +384,13 @@ def _ecc(c: Any, g: dict[str, Any], j: Judge) -> None:
     ):
         count = g.get(key)
         if c.ecc == "ignore":
-            j.skip(cid, label, "ignored by checks.ecc")
+            j.check(cid, label).skip("ignored by checks.ecc")
         elif missing(count):
-            j.skip(cid, label, missing(count) or "")
+            j.check(cid, label).skip(missing(count) or "")
         elif count:
-            j.add(cid, label, status, count, 0, f"{count} {bad}")
+            j.check(cid, label).status(status, count, 0, f"{count} {bad}")
         else:
-            j.ok(cid, label, 0, 0)
+            j.check(cid, label).ok(0, 0)
 
     for key, cid, label, bad in (
         (
@@ -455,17 +414,17 @@ def _ecc(c: Any, g: dict[str, Any], j: Judge) -> None:
     ):
         v = g.get(key)
         if missing(v):
-            j.skip(cid, label, missing(v) or "")
+            j.check(cid, label).skip(missing(v) or "")
         elif v:
-            j.fail(cid, label, "yes", "no", bad)
+            j.check(cid, label).fail("yes", "no", bad)
         else:
-            j.ok(cid, label, "no", "no")
+            j.check(cid, label).ok("no", "no")
 
 
-def _pcie(gs: GpuSpec | None, c: Any, g: dict[str, Any], j: Judge) -> None:
+def _pcie(gs: GpuSpec | None, c: Any, g: dict[str, Any], j: Recorder) -> None:
     if c.pcie == "ignore":
         for cid in ("gpu.pcie.gen", "gpu.pcie.width", "gpu.pcie.width_current"):
-            j.skip(cid, cid.removeprefix("gpu."), "ignored by checks.pcie")
+            j.check(cid, cid.removeprefix("gpu.")).skip("ignored by checks.pcie")
         return
     policy = "warn" if c.pcie == "warn" else "fail"
     gen_max, gen_cur, gen_gpu = g.get("pcie_gen_max"), g.get("pcie_gen_current"), g.get("pcie_gen_gpu_max")
@@ -476,102 +435,93 @@ def _pcie(gs: GpuSpec | None, c: Any, g: dict[str, Any], j: Judge) -> None:
         else ""
     )
     if missing(gen_max):
-        j.skip("gpu.pcie.gen", "PCIe generation", missing(gen_max) or "")
+        j.check("gpu.pcie.gen", "PCIe generation").skip(missing(gen_max) or "")
     elif want_gen is None:
-        j.skip(
-            "gpu.pcie.gen",
-            "PCIe generation",
-            "the card's own maximum is unknown and the spec gives none",
-            f"Gen{gen_max}",
+        j.check("gpu.pcie.gen", "PCIe generation").skip(
+            "the card's own maximum is unknown and the spec gives none", f"Gen{gen_max}"
         )
     elif gen_max < want_gen:
-        j.policy(
-            "gpu.pcie.gen",
-            "PCIe generation",
+        j.check("gpu.pcie.gen", "PCIe generation").policy(
             policy,
             f"Gen{gen_max}",
             f"Gen{want_gen}",
             f"the link can only train to Gen{gen_max}: slot, riser or BIOS setting; {idle}",
         )
     else:
-        j.ok("gpu.pcie.gen", "PCIe generation", f"Gen{gen_max}", f"Gen{want_gen}", idle)
+        j.check("gpu.pcie.gen", "PCIe generation").ok(f"Gen{gen_max}", f"Gen{want_gen}", idle)
 
     w_max, w_cur = g.get("pcie_width_max"), g.get("pcie_width_current")
     info = _card_info(g.get("name"))
     # every data-center and workstation card in the compat data is x16; NVML has no "GPU max width"
     want_w = gs.pcie_width if gs and gs.pcie_width else getattr(info, "pcie_width", None) or 16
     if missing(w_max):
-        j.skip("gpu.pcie.width", "PCIe width", missing(w_max) or "")
+        j.check("gpu.pcie.width", "PCIe width").skip(missing(w_max) or "")
     elif w_max < want_w:
-        j.policy(
-            "gpu.pcie.width",
-            "PCIe width",
+        j.check("gpu.pcie.width", "PCIe width").policy(
             policy,
             f"x{w_max}",
             f"x{want_w}",
             f"the link is only x{w_max} capable: wrong slot, riser or bifurcation setting",
         )
     else:
-        j.ok("gpu.pcie.width", "PCIe width", f"x{w_max}", f"x{want_w}")
+        j.check("gpu.pcie.width", "PCIe width").ok(f"x{w_max}", f"x{want_w}")
     if missing(w_cur) or missing(w_max):
-        j.skip("gpu.pcie.width_current", "PCIe width (current)", missing(w_cur) or missing(w_max) or "")
+        j.check("gpu.pcie.width_current", "PCIe width (current)").skip(missing(w_cur) or missing(w_max) or "")
     elif w_cur < w_max:
-        j.policy(
-            "gpu.pcie.width_current",
-            "PCIe width (current)",
+        j.check("gpu.pcie.width_current", "PCIe width (current)").policy(
             policy,
             f"x{w_cur}",
             f"x{w_max}",
             f"trained at x{w_cur} of x{w_max}: reseat the card or check the riser",
         )
     else:
-        j.ok("gpu.pcie.width_current", "PCIe width (current)", f"x{w_cur}", f"x{w_max}")
+        j.check("gpu.pcie.width_current", "PCIe width (current)").ok(f"x{w_cur}", f"x{w_max}")
 
 
-def _nvlink(gs: GpuSpec | None, g: dict[str, Any], j: Judge) -> None:
+def _nvlink(gs: GpuSpec | None, g: dict[str, Any], j: Recorder) -> None:
     links = g.get("nvlink")
     want = gs.nvlink if gs else None
     why = missing(links)
     if want is False:
-        j.skip("gpu.nvlink", "NVLink", "the spec expects no NVLink")
+        j.check("gpu.nvlink", "NVLink").skip("the spec expects no NVLink")
     elif why is not None:
         if why == NO_NVLINK:
             if want:
-                j.fail(
-                    "gpu.nvlink", "NVLink", "not supported", "links up", "NVLink not supported on this card"
+                j.check("gpu.nvlink", "NVLink").fail(
+                    "not supported", "links up", "NVLink not supported on this card"
                 )
             else:
-                j.skip("gpu.nvlink", "NVLink", "NVLink not supported on this card")
+                j.check("gpu.nvlink", "NVLink").skip("NVLink not supported on this card")
         else:
-            j.skip("gpu.nvlink", "NVLink", why)
+            j.check("gpu.nvlink", "NVLink").skip(why)
     else:
         up = [link for link in links if isinstance(link, dict) and link.get("active")]
         down = [str(link.get("link")) for link in links if isinstance(link, dict) and not link.get("active")]
         obs = f"{len(up)}/{len(links)} up"
         if not down:
-            j.ok("gpu.nvlink", "NVLink", obs, "all up")
+            j.check("gpu.nvlink", "NVLink").ok(obs, "all up")
         elif not up and want is None:
-            j.warn(
-                "gpu.nvlink", "NVLink", obs, "all up", "the card has NVLink but no link is up (no bridge?)"
+            j.check("gpu.nvlink", "NVLink").warn(
+                obs, "all up", "the card has NVLink but no link is up (no bridge?)"
             )
         else:
-            j.fail("gpu.nvlink", "NVLink", obs, "all up", f"link(s) {', '.join(down)} down")
+            j.check("gpu.nvlink", "NVLink").fail(obs, "all up", f"link(s) {', '.join(down)} down")
 
 
 def check_gpus(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
-    node = Judge("gpu")
+    node = Recorder("gpu")
     if not spec.hardware.gpus:
-        node.skip("gpu.count", "GPU count", "the spec lists no GPUs")
+        node.check("gpu.count", "GPU count").skip("the spec lists no GPUs")
         return node.results
     gpus = _node(spec, snap, node)
     _xid(spec, snap, node)
     if gpus is not None:
         check_fabric(snap, gpus, node)
     else:
-        node.skip("gpu.fabric", "NVSwitch fabric", "NVML unavailable (see gpu.nvml)")
+        node.check("gpu.fabric", "NVSwitch fabric").skip("NVML unavailable (see gpu.nvml)")
     results = node.results
     for i, g in enumerate(gpus or []):
-        j = Judge(f"gpu{g.get('index', i)}")
+        j = Recorder(f"gpu{g.get('index', i)}")
         _card(spec, g, j)
         results += j.results
     return results
