@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlverify import clocks
 from dlverify.hwspec import parse
 from dlverify.hwspec.kinds import (
     AsList,
@@ -38,18 +39,8 @@ from dlverify.hwspec.model import (
     StorageSpec,
 )
 
-# NVML's clocks-event reasons (nvmlClocksEventReason*), without the prefix, as snake_case.
-CLOCK_EVENT_REASONS = (
-    "gpu_idle",
-    "applications_clocks_setting",
-    "sw_power_cap",
-    "hw_slowdown",
-    "sync_boost",
-    "sw_thermal_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-    "display_clock_setting",
-)
+# NVML's clocks-event reasons (nvmlClocksEventReason*), without the prefix, as snake_case
+CLOCK_EVENT_REASONS = clocks.NAMES
 POLICY = ("required", "warn", "ignore")
 ABS_PATH = r"^/"
 

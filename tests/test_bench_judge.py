@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from dlverify import clocks
 from dlverify.bench.judge import find_reference, judge, likely_cause, load_references
 from dlverify.bench.runner import RECORD_SCHEMA
+from dlverify.checks import run_checks
 from dlverify.cli import main
-from dlverify.hwspec.model import BenchSpec
+from dlverify.hwspec.model import BenchSpec, ChecksSpec, GpuSpec, HardwareSpec, SoftwareSpec, Spec
 from dlverify.results import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Status, exit_code
 
 FIX = Path(__file__).parent / "fixtures/h100-sxm-80gb"
@@ -127,12 +129,19 @@ def test_a_throttled_gpu_that_keeps_up_is_still_flagged() -> None:
     res = judge(_record([_worker(0, tele=brake), _worker(1, tele=driver_hot), _worker(2)]), references=REFS)
     t0, t1 = _by(res, "bench.telemetry", "gpu0"), _by(res, "bench.telemetry", "gpu1")
     assert t0.status is Status.FAIL and "hw_power_brake_slowdown 10%" in t0.detail
-    assert t1.status is Status.WARN and "sw_thermal_slowdown 20%" in t1.detail
+    # the driver's own thermal slowdown is a fault, as in `dlverify check` (dlverify.clocks)
+    assert t1.status is Status.FAIL and "sw_thermal_slowdown 20%" in t1.detail
     assert _by(res, "bench.infer.straggler", "gpu0").status is Status.PASS
-    # the spec may allow a reason (ChecksSpec.allowed_clock_event_reasons)
-    allowed = judge(_record([_worker(0, tele=driver_hot)]), references=REFS,
-                    allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"))
+    # the spec may allow a reason (ChecksSpec.allowed_clock_event_reasons), but never a fault
+    synced = _tele(reasons={"sync_boost": 0.2})
+    assert _by(judge(_record([_worker(0, tele=synced)]), references=REFS), "bench.telemetry",
+               "gpu0").status is Status.WARN
+    allowed = judge(_record([_worker(0, tele=synced)]), references=REFS,
+                    allowed_reasons=("sync_boost", "sw_power_cap"))
     assert _by(allowed, "bench.telemetry", "gpu0").status is Status.PASS
+    still = judge(_record([_worker(0, tele=driver_hot)]), references=REFS,
+                  allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"))
+    assert _by(still, "bench.telemetry", "gpu0").status is Status.FAIL
 
 
 def test_below_reference_fails_with_the_likely_cause() -> None:
@@ -269,3 +278,17 @@ def test_a_real_h200_recording_replays_and_passes(tmp_path) -> None:
     assert main(["bench", "--replay", str(slow), "--format", "json", "-o", str(out)]) == EXIT_FAIL
     r = next(r for r in json.loads(out.read_text())["results"] if r["id"] == "bench.infer.throughput")
     assert r["status"] == "fail" and "at its power cap (700 W)" in r["detail"]
+
+
+@pytest.mark.parametrize("allowed", [ChecksSpec().allowed_clock_event_reasons, tuple(clocks.NAMES)])
+@pytest.mark.parametrize("reason", clocks.NAMES)
+def test_check_and_bench_judge_a_clocks_event_reason_alike(reason: str, allowed: tuple[str, ...]) -> None:
+    """One table (dlverify.clocks): a reason fails, warns or passes the same in `check` and `bench`."""
+    checks = ChecksSpec(allowed_clock_event_reasons=allowed)
+    spec = Spec(HardwareSpec(gpus=(GpuSpec(CARD),)), SoftwareSpec(), checks)
+    snap = {"nvml": {"gpus": [{"index": 0, "name": CARD, "clocks_event_reasons": [reason]}]}, "host": {}}
+    in_check = _by(run_checks(spec, snap, only=("gpu",)), "gpu.clocks_event_reasons", "gpu0").status
+    bench = judge(_record([_worker(0, tele=_tele(reasons={reason: 0.5}))]), references=REFS,
+                  allowed_reasons=allowed)
+    assert _by(bench, "bench.telemetry", "gpu0").status is in_check is clocks.severity(reason, allowed)
+    assert (in_check is Status.FAIL) == (reason in clocks.FAULTS) == clocks.BY_NAME[reason].fault

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dlverify import clocks
 from dlverify.checks.common import get, gib, missing, version_matches
 from dlverify.checks.fabric import check_fabric
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import GpuSpec, Spec
 from dlverify.results import CheckResult, Recorder, Status
 
-# clocks-event reasons that mean the card is protecting itself: never allowed, whatever the spec says
-HARD_SLOWDOWNS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown")
 NO_NVLINK = "no NVLink on this card"
 
 _FORM_FACTOR = re.compile(r"^sxm\d?$")
@@ -285,8 +284,9 @@ def _card(spec: Spec, g: dict[str, Any], j: Recorder) -> None:
         j.check("gpu.clocks_event_reasons", "clocks-event reasons").skip(missing(reasons) or "")
     else:
         active = list(reasons)
-        hard = [r for r in active if r in HARD_SLOWDOWNS]
-        other = [r for r in active if r not in c.allowed_clock_event_reasons and r not in HARD_SLOWDOWNS]
+        allowed_names = c.allowed_clock_event_reasons
+        hard = [r for r in active if clocks.severity(r, allowed_names) is Status.FAIL]
+        other = [r for r in active if clocks.severity(r, allowed_names) is Status.WARN]
         shown = ", ".join(active) or "none"
         allowed = "only " + ", ".join(c.allowed_clock_event_reasons)
         if hard:
