@@ -471,6 +471,14 @@ def _lint_os(out: _Out) -> None:
         )
 
 
+def _lint_policies(out: _Out) -> None:
+    """Old spellings of a policy level ("required", "max") still read as "fail", with a warning."""
+    for key, old in out.spec.checks.deprecated:
+        out.at("spec.checks.policy", "policy spelling", f"checks.{key}").warn(
+            old, "fail", f"checks.{key}: {old!r} is deprecated; write 'fail' (same meaning: a failed check)"
+        )
+
+
 def _lint_names(out: _Out) -> None:
     for name in out.spec.software.frameworks:
         if name in KNOWN_FRAMEWORKS or name == "torch":
@@ -490,6 +498,7 @@ _PASSES: tuple[Callable[[_Out], None], ...] = (
     _lint_pytorch,
     _lint_tensorflow,
     _lint_names,
+    _lint_policies,
 )
 
 

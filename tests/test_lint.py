@@ -188,3 +188,24 @@ def test_empty_spec_skips_with_reasons() -> None:
     out = _lint("hardware: {}")
     skips = [r for r in out.values() if r.status is Status.SKIP]
     assert skips and all("not set" in r.detail for r in skips)
+
+
+def test_old_policy_spellings_read_as_fail_and_warn_with_key_and_line() -> None:
+    text = """
+        hardware: {gpu: "NVIDIA H100 80GB"}
+        checks:
+          ecc: required
+          pcie: max
+          persistence_mode: warn
+          xid: fail
+        """
+    spec = load_spec_text(textwrap.dedent(text).lstrip("\n"), "s.yaml")
+    assert (spec.checks.ecc, spec.checks.pcie, spec.checks.persistence_mode) == ("fail", "fail", "warn")
+    warned = [r for r in lint(spec) if r.id == "spec.checks.policy"]
+    assert [r.status for r in warned] == [Status.WARN, Status.WARN]
+    assert "checks.ecc: 'required' is deprecated" in warned[0].detail and "s.yaml:3" in warned[0].detail
+    assert "checks.pcie: 'max' is deprecated" in warned[1].detail and "s.yaml:4" in warned[1].detail
+    # the current vocabulary lints clean
+    current = text.replace("required", "fail").replace("max", "fail")
+    new = load_spec_text(textwrap.dedent(current).lstrip("\n"))
+    assert not [r for r in lint(new) if r.id == "spec.checks.policy"]

@@ -199,9 +199,7 @@ def _xid(spec: Spec, snap: dict[str, Any], j: Recorder) -> None:
     if not hardware:
         j.check("gpu.xid", "XID errors").warn(observed, "none", "application-level XIDs only; " + detail)
     else:
-        j.check("gpu.xid", "XID errors").policy(
-            "warn" if policy == "warn" else "fail", observed, "none", detail
-        )
+        j.check("gpu.xid", "XID errors").policy(policy, observed, "none", detail)
 
 
 def _card(spec: Spec, g: dict[str, Any], j: Recorder) -> None:
@@ -426,7 +424,7 @@ def _pcie(gs: GpuSpec | None, c: Any, g: dict[str, Any], j: Recorder) -> None:
         for cid in ("gpu.pcie.gen", "gpu.pcie.width", "gpu.pcie.width_current"):
             j.check(cid, cid.removeprefix("gpu.")).skip("ignored by checks.pcie")
         return
-    policy = "warn" if c.pcie == "warn" else "fail"
+    policy = c.pcie
     gen_max, gen_cur, gen_gpu = g.get("pcie_gen_max"), g.get("pcie_gen_current"), g.get("pcie_gen_gpu_max")
     want_gen = gs.pcie_gen if gs and gs.pcie_gen else (gen_gpu if isinstance(gen_gpu, int) else None)
     idle = f"current gen {gen_cur}" + (
