@@ -17,6 +17,7 @@ from dlverify import clocks
 from dlverify.bench.config import MODES
 from dlverify.hwspec.model import BenchSpec, ChecksSpec
 from dlverify.results import CheckResult, Recorder, Status
+from dlverify.unavailable import is_unavailable
 
 REFERENCE_SCHEMA = "dlverify.bench.reference/1"
 REASON_MIN_SHARE = 0.05  # a clocks-event reason seen in fewer samples than this is noise
@@ -76,7 +77,7 @@ def find_reference(
 # -- telemetry --------------------------------------------------------------------------------------------
 def _tele(worker: dict[str, Any], mode: str | None) -> dict[str, Any]:
     t = worker.get("telemetry") or {}
-    if "unavailable" in t and len(t) == 1:
+    if is_unavailable(t):
         return {}
     if mode and isinstance(t.get(mode), dict) and t[mode].get("samples"):
         return t[mode]
@@ -338,7 +339,7 @@ def _telemetry_result(
     r: Recorder, w: dict[str, Any], modes: Sequence[str], allowed: Sequence[str]
 ) -> CheckResult:
     t = w.get("telemetry") or {}
-    if not t or ("unavailable" in t and len(t) == 1):
+    if not t or is_unavailable(t):
         return r.check("bench.telemetry", "clocks, power, heat under load").skip(
             str(t.get("unavailable", "no telemetry recorded"))
         )

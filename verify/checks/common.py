@@ -9,15 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from dlverify.hwspec.compat import vkey
+from dlverify.unavailable import why_missing
 
 
 def missing(value: Any) -> str | None:
     """Why a snapshot value is missing (``{"unavailable": why}``, or absent), else None."""
-    if value is None:
-        return "not recorded in the snapshot"
-    if isinstance(value, dict) and set(value) == {"unavailable"}:
-        return str(value["unavailable"])
-    return None
+    return why_missing(value)
 
 
 def get(d: Any, *path: str | int) -> Any:

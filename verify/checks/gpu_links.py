@@ -12,8 +12,7 @@ from dlverify.checks.common import missing
 from dlverify.hwspec.compat import gpu_info
 from dlverify.hwspec.model import ChecksSpec, GpuSpec
 from dlverify.results import Recorder
-
-NO_NVLINK = "no NVLink on this card"  # the probe's Unavailable reason (dlverify.probes.gpu.NO_NVLINK)
+from dlverify.unavailable import NO_NVLINK
 
 
 def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:

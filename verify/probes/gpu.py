@@ -10,17 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from dlverify import clocks
-from dlverify.probes.nvml import NvmlInitError, Unavailable, is_unavailable, query, session
+from dlverify.probes.nvml import NvmlInitError, query, session
+from dlverify.unavailable import NO_FABRIC, NO_NVLINK, Unavailable, is_unavailable
 
 # NVML clocks-event (formerly "throttle") reason bits -> names: the table is dlverify.clocks
 CLOCK_EVENT_REASONS: dict[int, str] = {r.bit: r.name for r in clocks.REASONS}
 
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
 
-NO_NVLINK = "no NVLink on this card"
 # nvmlGpuFabricState_t: how far nvidia-fabricmanager got in registering this GPU with the NVSwitch fabric
 FABRIC_STATES = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
-NO_FABRIC = "no NVSwitch fabric on this GPU"
 _NOT_HERE = ("not in this driver's NVML", "not in this nvidia-ml-py version")
 
 
