@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
+
+from conftest import ROOT
 
 from dlverify.hwspec import load_spec, load_spec_text
 from dlverify.hwspec.lint import lint
 from dlverify.results import CheckResult, Status
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _lint(text: str) -> dict[str, CheckResult]:

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from dlverify.hwspec import SpecError, load_spec, load_spec_text
 from dlverify.hwspec.keys import BENCH, CHECKS
@@ -22,7 +23,6 @@ from dlverify.hwspec.model import (
     StorageSpec,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = [*sorted((ROOT / "hwspec" / "examples").glob("*.yaml")), ROOT / "hwspec.yaml"]
 
 
