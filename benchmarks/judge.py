@@ -1,28 +1,23 @@
-"""Judge a recorded bench run: references, stragglers, floors, guards, telemetry -> CheckResults.
+"""Judge a recorded bench run: correctness guards, references, stragglers, floors -> CheckResults.
 
 Pure functions over the JSON record that :func:`dlverify.bench.runner.run_bench` writes: no torch, no NVML,
-so a run recorded on one machine can be judged (and re-judged with new references) anywhere.
+so a run recorded on one machine can be judged (and re-judged with new references) anywhere. The
+per-card references are ``judge_reference``; telemetry (throttling, likely causes) is ``judge_telemetry``.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Iterable, Sequence
-from importlib import resources
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from dlverify import clocks
 from dlverify.bench.config import MODES
+from dlverify.bench.judge_reference import REFERENCE_SCHEMA, find_reference, load_references, precision_class
+from dlverify.bench.judge_telemetry import likely_cause, telemetry_result
 from dlverify.hwspec.model import BenchSpec, ChecksSpec
 from dlverify.results import CheckResult, Recorder, Status
-from dlverify.unavailable import is_unavailable
 
-REFERENCE_SCHEMA = "dlverify.bench.reference/1"
-REASON_MIN_SHARE = 0.05  # a clocks-event reason seen in fewer samples than this is noise
-LOW_UTIL_PCT = 90.0
-CLOCK_GAP = 0.05  # SM clock this much below the node's median is worth naming
+__all__ = ["REFERENCE_SCHEMA", "find_reference", "judge", "likely_cause", "load_references"]
 
 _MODE_NAME = {"train": "training", "infer": "inference"}
 
@@ -31,145 +26,6 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f} img/s"
 
 
-# -- references -------------------------------------------------------------------------------------------
-def load_references(paths: Iterable[str | Path] | None = None) -> list[dict[str, Any]]:
-    """The per-card reference files: the packaged ones, or the given paths."""
-    docs: list[dict[str, Any]] = []
-    if paths is None:
-        folder = resources.files("dlverify.bench") / "references"
-        items = sorted((p for p in folder.iterdir() if p.name.endswith(".json")), key=lambda p: p.name)
-        texts = [(p.name, p.read_text(encoding="utf-8")) for p in items]
-    else:
-        texts = [(str(p), Path(p).read_text(encoding="utf-8")) for p in paths]
-    for name, text in texts:
-        doc = json.loads(text)
-        if doc.get("schema") != REFERENCE_SCHEMA:
-            raise ValueError(f"{name}: not a {REFERENCE_SCHEMA} document")
-        doc["_file"] = name
-        docs.append(doc)
-    return docs
-
-
-def _norm(name: str) -> str:
-    return " ".join(name.lower().split())
-
-
-def precision_class(precision: str) -> str:
-    return "fp32" if precision == "fp32" else "mixed"
-
-
-def find_reference(
-    refs: Sequence[dict[str, Any]], card: str | None, mode: str, precision: str, image_size: int | None
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    if not card:
-        return None
-    for doc in refs:
-        if _norm(card) not in {_norm(m) for m in doc.get("match", [])}:
-            continue
-        if image_size is not None and doc.get("image_size") not in (None, image_size):
-            continue
-        for e in doc.get("entries", []):
-            if e.get("mode") == mode and e.get("precision") == precision_class(precision):
-                return doc, e
-    return None
-
-
-# -- telemetry --------------------------------------------------------------------------------------------
-def _tele(worker: dict[str, Any], mode: str | None) -> dict[str, Any]:
-    t = worker.get("telemetry") or {}
-    if is_unavailable(t):
-        return {}
-    if mode and isinstance(t.get(mode), dict) and t[mode].get("samples"):
-        return t[mode]
-    return t.get("run") or {}
-
-
-def _med(tele: dict[str, Any], metric: str) -> float | None:
-    v = tele.get(metric)
-    return v.get("median") if isinstance(v, dict) else None
-
-
-def _max(tele: dict[str, Any], metric: str) -> float | None:
-    v = tele.get(metric)
-    return v.get("max") if isinstance(v, dict) else None
-
-
-def _bad_reasons(tele: dict[str, Any], allowed: Sequence[str]) -> list[tuple[str, float]]:
-    reasons = tele.get("reasons") or {}
-    return sorted(
-        (
-            (n, s)
-            for n, s in reasons.items()
-            # a fault reason cannot be allowed (dlverify.clocks); gpu_idle under load is starvation,
-            # which likely_cause names from the utilisation
-            if s >= REASON_MIN_SHARE and clocks.severity(n, allowed) is not Status.PASS and n != "gpu_idle"
-        ),
-        key=lambda x: -x[1],
-    )
-
-
-def likely_cause(
-    worker: dict[str, Any], mode: str, peers: Sequence[dict[str, Any]], allowed: Sequence[str]
-) -> str:
-    """The most probable reason a GPU is slow, read from its telemetry against its peers'."""
-    tele = _tele(worker, mode)
-    if not tele:
-        return "no telemetry to tell why"
-    causes: list[str] = []
-    temp = _max(tele, "temperature_c")
-    for name, share in _bad_reasons(tele, allowed):
-        what = clocks.meaning(name)
-        extra = f", max {temp:.0f} C" if temp is not None and "thermal" in name else ""
-        causes.append(f"{what}: {name} in {share:.0%} of samples{extra}")
-    peer_tele = [_tele(p, mode) for p in peers]
-    limit = tele.get("power_limit_w")
-    peer_limits = [t.get("power_limit_w") for t in peer_tele if t.get("power_limit_w")]
-    if limit and peer_limits and limit < 0.97 * statistics.median(peer_limits):
-        causes.append(f"power limit {limit:.0f} W vs {statistics.median(peer_limits):.0f} W on the others")
-    share_cap = (tele.get("reasons") or {}).get("sw_power_cap", 0.0)
-    if share_cap >= 0.5 and not causes and limit:
-        causes.append(f"at its power cap ({limit:.0f} W) in {share_cap:.0%} of samples")
-    clk = _med(tele, "sm_clock_mhz")
-    peer_clk = [c for c in (_med(t, "sm_clock_mhz") for t in peer_tele) if c]
-    if clk and peer_clk and clk < (1 - CLOCK_GAP) * statistics.median(peer_clk):
-        causes.append(f"SM clock median {clk:.0f} MHz vs {statistics.median(peer_clk):.0f} MHz node median")
-    mclk = _med(tele, "mem_clock_mhz")
-    peer_m = [c for c in (_med(t, "mem_clock_mhz") for t in peer_tele) if c]
-    if mclk and peer_m and mclk < (1 - CLOCK_GAP) * statistics.median(peer_m):
-        causes.append(f"memory clock median {mclk:.0f} MHz vs {statistics.median(peer_m):.0f} MHz")
-    util = _med(tele, "util_gpu_pct")
-    if util is not None and util < LOW_UTIL_PCT:
-        causes.append(
-            f"GPU busy only {util:.0f}% of the time: the worker was starved "
-            "(host CPU contention, PCIe, launch overhead)"
-        )
-    if not causes:
-        return (
-            "nothing visible in telemetry (clocks, power, temperature normal): "
-            "check the PCIe link and host load"
-        )
-    return "; ".join(causes)
-
-
-def _telemetry_text(tele: dict[str, Any]) -> str:
-    parts = []
-    clk = _med(tele, "sm_clock_mhz")
-    if clk is not None:
-        parts.append(f"SM {clk:.0f} MHz")
-    pw = _max(tele, "power_w")
-    if pw is not None:
-        lim = tele.get("power_limit_w")
-        parts.append(f"{pw:.0f}" + (f"/{lim:.0f}" if lim else "") + " W")
-    t = _max(tele, "temperature_c")
-    if t is not None:
-        parts.append(f"{t:.0f} C")
-    u = _med(tele, "util_gpu_pct")
-    if u is not None:
-        parts.append(f"{u:.0f}% busy")
-    return ", ".join(parts)
-
-
-# -- judgement --------------------------------------------------------------------------------------------
 def _ok_mode(worker: dict[str, Any], mode: str) -> dict[str, Any] | None:
     if worker.get("status") != "ok":
         return None
@@ -329,58 +185,10 @@ def judge(
                         f"{likely_cause(w, mode, peers, allowed_reasons)}"
                     ),
                 )
-        _telemetry_result(r, w, modes, allowed_reasons)
+        telemetry_result(r, w, modes, allowed_reasons)
 
     _node_results(rec, record, modes, medians)
     return rec.results
-
-
-def _telemetry_result(
-    r: Recorder, w: dict[str, Any], modes: Sequence[str], allowed: Sequence[str]
-) -> CheckResult:
-    t = w.get("telemetry") or {}
-    if not t or is_unavailable(t):
-        return r.check("bench.telemetry", "clocks, power, heat under load").skip(
-            str(t.get("unavailable", "no telemetry recorded"))
-        )
-    worst: dict[str, float] = {}
-    for mode in modes:
-        for n, s in _bad_reasons(_tele(w, mode), allowed):
-            worst[n] = max(worst.get(n, 0.0), s)
-    timed = [x for x in (_tele(w, m) for m in modes) if x]
-    run = _merge(timed) if timed else _tele(w, None)
-    text = _telemetry_text(run)
-    if not worst:
-        return r.check("bench.telemetry", "clocks, power, heat under load").ok(
-            text,
-            "no throttling",
-            f"{run.get('samples', 0)} samples at "
-            f"{1 / run.get('interval_s', 0.1):.0f} Hz; no clocks-event reason outside "
-            f"the allowed ({', '.join(allowed)})",
-        )
-    reasons = ", ".join(f"{n} {s:.0%}" for n, s in sorted(worst.items(), key=lambda x: -x[1]))
-    temp = _max(run, "temperature_c")
-    detail = f"clocks held down under load: {reasons} of samples" + (
-        f"; max {temp:.0f} C" if temp is not None else ""
-    )
-    return r.check("bench.telemetry", "clocks, power, heat under load").status(
-        clocks.worst(worst, allowed), text, "no throttling", detail
-    )
-
-
-def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The timed phases of all modes as one: lowest medians and minima, highest maxima."""
-    out: dict[str, Any] = dict(summaries[0])
-    out["samples"] = sum(x.get("samples", 0) for x in summaries)
-    for metric in ("sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "util_gpu_pct"):
-        vals = [x[metric] for x in summaries if isinstance(x.get(metric), dict)]
-        if vals:
-            out[metric] = {
-                "min": min(v["min"] for v in vals),
-                "median": min(v["median"] for v in vals),
-                "max": max(v["max"] for v in vals),
-            }
-    return out
 
 
 def _node_results(
