@@ -65,7 +65,7 @@ def likely_cause(
         causes.append(f"{what}: {name} in {share:.0%} of samples{extra}")
     peer_tele = [_tele(p, mode) for p in peers]
     limit = tele.get("power_limit_w")
-    peer_limits = [t.get("power_limit_w") for t in peer_tele if t.get("power_limit_w")]
+    peer_limits: list[float] = [w for t in peer_tele if (w := t.get("power_limit_w"))]
     if limit and peer_limits and limit < 0.97 * statistics.median(peer_limits):
         causes.append(f"power limit {limit:.0f} W vs {statistics.median(peer_limits):.0f} W on the others")
     share_cap = (tele.get("reasons") or {}).get("sw_power_cap", 0.0)

@@ -179,7 +179,7 @@ def summarize(samples: Sequence[Sample], static: dict[str, Any], unavailable: di
         out["unavailable"] = "no samples in this interval"
         return out
     for m in METRICS:
-        vals = [s.values[m] for s in sel if s.values.get(m) is not None]
+        vals: list[float] = [v for s in sel if (v := s.values.get(m)) is not None]
         if vals:
             out[m] = {"min": min(vals), "median": statistics.median(vals), "max": max(vals)}
     with_reasons = [s.reasons for s in sel if s.reasons is not None]

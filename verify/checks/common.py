@@ -11,6 +11,10 @@ from typing import Any
 from dlverify.hwspec.compat import vkey
 from dlverify.unavailable import why_missing
 
+# A snapshot section as the judges receive it: JSON from a probe or a file, possibly hand-edited, so
+# every value is read defensively through missing() and get() rather than trusted to a declared shape.
+Json = Any
+
 
 def missing(value: Any) -> str | None:
     """Why a snapshot value is missing (``{"unavailable": why}``, or absent), else None."""

@@ -7,9 +7,7 @@ whose GPUs report no fabric, needs no fabric manager and the check is skipped sa
 
 from __future__ import annotations
 
-from typing import Any
-
-from dlverify.checks.common import get, missing
+from dlverify.checks.common import Json, get, missing
 from dlverify.results import Recorder
 
 NAME = "NVSwitch fabric"
@@ -19,7 +17,7 @@ _CONSEQUENCE = (
 )
 
 
-def check_fabric(snap: dict[str, Any], gpus: list[dict[str, Any]], j: Recorder) -> None:
+def check_fabric(snap: Json, gpus: list[Json], j: Recorder) -> None:
     host = get(snap, "host", "fabric")
     host_ok = isinstance(host, dict) and missing(host) is None
     switches = host.get("nvswitches") if host_ok else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlverify.checks import gpu_clocks, gpu_health, gpu_identity, gpu_links
-from dlverify.checks.common import get, missing, version_matches
+from dlverify.checks.common import Json, get, missing, version_matches
 from dlverify.checks.fabric import check_fabric
 from dlverify.hwspec.compat import gpu_model_matches, vkey
 from dlverify.hwspec.model import GpuSpec, Spec
@@ -29,7 +29,7 @@ def _spec_for(spec: Spec, name: Any) -> GpuSpec | None:
     return next((g for g in spec.hardware.gpus if gpu_model_matches(g.model, name)), None)
 
 
-def _node(spec: Spec, snap: dict[str, Any], j: Recorder) -> list[dict[str, Any]] | None:
+def _node(spec: Spec, snap: Json, j: Recorder) -> list[Json] | None:
     nvml = snap.get("nvml")
     sw = spec.software
     why = missing(nvml)
@@ -50,14 +50,14 @@ def _node(spec: Spec, snap: dict[str, Any], j: Recorder) -> list[dict[str, Any]]
 
     # count, per model
     want_total = spec.hardware.gpu_count
-    names = [g.get("name") if isinstance(g.get("name"), str) else "?" for g in gpus]
+    names: list[str] = [n if isinstance(n := g.get("name"), str) else "?" for g in gpus]
     observed = ", ".join(f"{names.count(n)} × {n}" for n in dict.fromkeys(names)) or "none"
     expected = ", ".join(f"{g.count} × {g.model}" for g in spec.hardware.gpus)
     short = []
-    for g in spec.hardware.gpus:
-        have = sum(1 for n in names if gpu_model_matches(g.model, n))
-        if have < g.count:
-            short.append(f"{g.count - have} × {g.model} missing")
+    for model in spec.hardware.gpus:
+        have = sum(1 for n in names if gpu_model_matches(model.model, n))
+        if have < model.count:
+            short.append(f"{model.count - have} × {model.model} missing")
     if len(gpus) < want_total or short:
         j.check("gpu.count", "GPU count").fail(
             observed, expected, "; ".join(short) or f"{want_total - len(gpus)} GPU(s) missing"
@@ -104,7 +104,7 @@ def _node(spec: Spec, snap: dict[str, Any], j: Recorder) -> list[dict[str, Any]]
     return gpus
 
 
-def _card(spec: Spec, g: dict[str, Any], j: Recorder) -> None:
+def _card(spec: Spec, g: Json, j: Recorder) -> None:
     c = spec.checks
     if "unavailable" in g:
         j.check("gpu.handle", "GPU handle").fail(None, None, str(g["unavailable"]))
@@ -124,7 +124,7 @@ def _card(spec: Spec, g: dict[str, Any], j: Recorder) -> None:
     gpu_identity.check_compute_mode(c, g, j)
 
 
-def check_gpus(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
+def check_gpus(spec: Spec, snap: Json) -> list[CheckResult]:
     node = Recorder("gpu")
     if not spec.hardware.gpus:
         node.check("gpu.count", "GPU count").skip("the spec lists no GPUs")

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dlverify import clocks
-from dlverify.checks.common import missing
+from dlverify.checks.common import Json, missing
 from dlverify.hwspec.model import ChecksSpec
 from dlverify.results import Recorder, Status
 
 
-def check_temperature(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_temperature(c: ChecksSpec, g: Json, j: Recorder) -> None:
     t = g.get("temperature_c")
     if missing(t):
         j.check("gpu.temperature", "temperature").skip(missing(t) or "")
@@ -25,7 +23,7 @@ def check_temperature(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
         j.check("gpu.temperature", "temperature").ok(f"{t} C", f"< {c.gpu_temp_warn_c} C")
 
 
-def check_clock_events(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_clock_events(c: ChecksSpec, g: Json, j: Recorder) -> None:
     reasons = g.get("clocks_event_reasons")
     if missing(reasons):
         j.check("gpu.clocks_event_reasons", "clocks-event reasons").skip(missing(reasons) or "")
@@ -48,7 +46,7 @@ def check_clock_events(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
             j.check("gpu.clocks_event_reasons", "clocks-event reasons").ok(shown, allowed)
 
 
-def check_power_limit(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_power_limit(c: ChecksSpec, g: Json, j: Recorder) -> None:
     lim, dflt = g.get("power_limit_mw"), g.get("power_default_limit_mw")
     if missing(lim) or missing(dflt) or not dflt:
         j.check("gpu.power_limit", "power limit").skip(missing(lim) or missing(dflt) or "no default limit")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlverify.checks.common import get, missing
+from dlverify.checks.common import Json, get, missing
 from dlverify.hwspec.model import ChecksSpec, Spec
 from dlverify.results import Recorder, Status
 
@@ -35,7 +35,7 @@ XID_MEANING = {
 APPLICATION_XIDS = frozenset({13, 31, 43, 45})
 
 
-def check_xid(spec: Spec, snap: dict[str, Any], j: Recorder) -> None:
+def check_xid(spec: Spec, snap: Json, j: Recorder) -> None:
     xid = get(snap, "host", "xid")
     policy = spec.checks.xid
     if policy == "ignore":
@@ -58,9 +58,9 @@ def check_xid(spec: Spec, snap: dict[str, Any], j: Recorder) -> None:
     hardware = sorted(c for c in counts if c not in APPLICATION_XIDS)
     shown = ", ".join(f"{c} ×{n}" if n > 1 else str(c) for c, n in sorted(counts.items()))
     worst = next((e for e in events if e.get("xid") in hardware), events[0])
-    code = worst.get("xid")
+    worst_code: Any = worst.get("xid")
     detail = (
-        f"XID {code} ({XID_MEANING.get(code, 'see NVIDIA XID catalog')}) on {worst.get('pci')}: "
+        f"XID {worst_code} ({XID_MEANING.get(worst_code, 'see NVIDIA XID catalog')}) on {worst.get('pci')}: "
         f"{worst.get('text', '')} [{src}]"
     )
     observed = f"{len(events)} event(s): XID {shown}"
@@ -70,7 +70,7 @@ def check_xid(spec: Spec, snap: dict[str, Any], j: Recorder) -> None:
         j.check("gpu.xid", "XID errors").policy(policy, observed, "none", detail)
 
 
-def check_ecc(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_ecc(c: ChecksSpec, g: Json, j: Recorder) -> None:
     mode, pending = g.get("ecc_mode_current"), g.get("ecc_mode_pending")
     if c.ecc == "ignore":
         j.check("gpu.ecc.mode", "ECC mode").skip("ignored by checks.ecc")
@@ -116,7 +116,7 @@ def check_ecc(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
             j.check(cid, label).ok(0, 0)
 
 
-def check_remap(g: dict[str, Any], j: Recorder) -> None:
+def check_remap(g: Json, j: Recorder) -> None:
     for key, cid, label, bad in (
         (
             "remapped_rows_pending",

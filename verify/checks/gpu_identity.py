@@ -3,14 +3,12 @@ persistence mode, MIG mode, compute mode. Pure."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from dlverify.checks.common import gib, missing
+from dlverify.checks.common import Json, gib, missing
 from dlverify.hwspec.model import ChecksSpec, GpuSpec, Spec
 from dlverify.results import Recorder
 
 
-def check_model(spec: Spec, gs: GpuSpec | None, g: dict[str, Any], j: Recorder) -> None:
+def check_model(spec: Spec, gs: GpuSpec | None, g: Json, j: Recorder) -> None:
     name = g.get("name")
     if missing(name):
         j.check("gpu.model", "model").fail(None, None, f"name unreadable: {missing(name)}")
@@ -22,7 +20,7 @@ def check_model(spec: Spec, gs: GpuSpec | None, g: dict[str, Any], j: Recorder) 
         j.check("gpu.model", "model").ok(name, gs.model)
 
 
-def check_memory(c: ChecksSpec, gs: GpuSpec | None, g: dict[str, Any], j: Recorder) -> None:
+def check_memory(c: ChecksSpec, gs: GpuSpec | None, g: Json, j: Recorder) -> None:
     mem = g.get("memory_total_bytes")
     if gs is None or gs.memory_gb is None:
         j.check("gpu.memory", "memory").skip(
@@ -47,7 +45,7 @@ def check_memory(c: ChecksSpec, gs: GpuSpec | None, g: dict[str, Any], j: Record
             )
 
 
-def check_persistence(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_persistence(c: ChecksSpec, g: Json, j: Recorder) -> None:
     pm = g.get("persistence_mode")
     if c.persistence_mode == "ignore":
         j.check("gpu.persistence", "persistence mode").skip("ignored by checks.persistence_mode")
@@ -64,7 +62,7 @@ def check_persistence(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
         )
 
 
-def check_mig(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_mig(c: ChecksSpec, g: Json, j: Recorder) -> None:
     mig, mig_p = g.get("mig_mode_current"), g.get("mig_mode_pending")
     if c.mig == "any":
         j.check("gpu.mig", "MIG mode").skip("checks.mig is 'any'")
@@ -85,7 +83,7 @@ def check_mig(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
             j.check("gpu.mig", "MIG mode").ok(obs, c.mig)
 
 
-def check_compute_mode(c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_compute_mode(c: ChecksSpec, g: Json, j: Recorder) -> None:
     cm = g.get("compute_mode")
     if c.compute_mode == "any":
         j.check("gpu.compute_mode", "compute mode").skip(

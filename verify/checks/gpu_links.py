@@ -6,16 +6,14 @@ its *current* generation to save power, which is not a fault; a current width be
 
 from __future__ import annotations
 
-from typing import Any
-
-from dlverify.checks.common import missing
+from dlverify.checks.common import Json, missing
 from dlverify.hwspec.compat import gpu_info
 from dlverify.hwspec.model import ChecksSpec, GpuSpec
 from dlverify.results import Recorder
 from dlverify.unavailable import NO_NVLINK
 
 
-def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: dict[str, Any], j: Recorder) -> None:
+def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: Json, j: Recorder) -> None:
     if c.pcie == "ignore":
         for cid in ("gpu.pcie.gen", "gpu.pcie.width", "gpu.pcie.width_current"):
             j.check(cid, cid.removeprefix("gpu.")).skip("ignored by checks.pcie")
@@ -73,7 +71,7 @@ def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: dict[str, Any], j: Recorder
         j.check("gpu.pcie.width_current", "PCIe width (current)").ok(f"x{w_cur}", f"x{w_max}")
 
 
-def check_nvlink(gs: GpuSpec | None, g: dict[str, Any], j: Recorder) -> None:
+def check_nvlink(gs: GpuSpec | None, g: Json, j: Recorder) -> None:
     links = g.get("nvlink")
     want = gs.nvlink if gs else None
     why = missing(links)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from dlverify.checks.common import gb, get, missing, version_matches
+from dlverify.checks.common import Json, gb, get, missing, version_matches
 from dlverify.checks.ram import check_ram
 from dlverify.hwspec.model import Spec
 from dlverify.results import CheckResult, Recorder
@@ -23,7 +22,7 @@ def cpu_model_matches(want: str, have: str) -> bool:
     return all(t in h for t in _cpu_tokens(want))
 
 
-def _os(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
+def _os(spec: Spec, host: Json, j: Recorder) -> None:
     want = spec.software.os
     os_ = host.get("os")
     if want is None:
@@ -42,7 +41,7 @@ def _os(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
         j.check("host.os", "OS").fail(obs, exp, f"this host runs {os_.get('pretty_name', obs)}")
 
 
-def _cpu(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
+def _cpu(spec: Spec, host: Json, j: Recorder) -> None:
     want = spec.hardware.cpu
     cpu = host.get("cpu")
     if want is None:
@@ -79,7 +78,7 @@ def _cpu(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
             j.check(cid, label).ok(have, wanted)
 
 
-def _storage(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
+def _storage(spec: Spec, host: Json, j: Recorder) -> None:
     disks = host.get("disks")
     mounts = host.get("mounts")
     tol = spec.checks.disk_tolerance
@@ -136,7 +135,7 @@ def _storage(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
         outer.results += per_item[i].results
 
 
-def _network(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
+def _network(spec: Spec, host: Json, j: Recorder) -> None:
     nics, rdma = host.get("nics"), host.get("rdma")
     for i, n in enumerate(spec.hardware.network):
         cid = f"host.network[{i}]"
@@ -198,7 +197,7 @@ def _network(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
                 )
 
 
-def check_host(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
+def check_host(spec: Spec, snap: Json) -> list[CheckResult]:
     j = Recorder("host")
     host = snap.get("host")
     why = missing(host)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dlverify.checks.common import get, gib, missing
+from dlverify.checks.common import Json, get, gib, missing
 from dlverify.hwspec.model import RamSpec, Spec
 from dlverify.results import Recorder
 
@@ -21,7 +21,7 @@ _GENERIC_TYPES = {"Other", "Unknown", "RAM", "DRAM"}
 _INSTALLED_TOLERANCE = 0.01
 
 
-def _dimms(host: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None, str]:
+def _dimms(host: Json) -> tuple[list[Json] | None, Json | None, str]:
     """(populated DIMMs, the SMBIOS record, why they are missing)."""
     smbios = get(host, "ram", "smbios")
     why = missing(smbios)
@@ -31,7 +31,7 @@ def _dimms(host: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str,
     return (dimms or None), smbios, "no DIMM listed"
 
 
-def _slot(d: dict[str, Any]) -> str:
+def _slot(d: Json) -> str:
     """Where a DIMM sits, as the board labels it: locator and bank ("P0 CHANNEL C / BANK 1")."""
     return " / ".join(str(x) for x in (d.get("locator"), d.get("bank")) if x) or "?"
 
@@ -40,9 +40,7 @@ def _gib_whole(n: int) -> str:
     return f"{n / 2**30:g} GiB"
 
 
-def _size(
-    want: RamSpec, host: dict[str, Any], dimms: list[dict[str, Any]] | None, tol: float, j: Recorder
-) -> None:
+def _size(want: RamSpec, host: Json, dimms: list[Json] | None, tol: float, j: Recorder) -> None:
     total = get(host, "ram", "total_bytes")
     exp = f"{want.size_gib:g} GiB"
     sizes = [d.get("size_bytes") for d in dimms or []]
@@ -79,7 +77,7 @@ def _size(
         j.check("host.ram", "RAM").ok(gib(total), exp)
 
 
-def _type(want: RamSpec, dimms: list[dict[str, Any]] | None, why: str, j: Recorder) -> None:
+def _type(want: RamSpec, dimms: list[Json] | None, why: str, j: Recorder) -> None:
     if not want.type:
         return
     if dimms is None:
@@ -100,9 +98,7 @@ def _type(want: RamSpec, dimms: list[dict[str, Any]] | None, why: str, j: Record
         j.check("host.ram.type", "RAM type").fail(seen, want.type, f"DIMMs of another type: {', '.join(odd)}")
 
 
-def _ecc(
-    want: RamSpec, host: dict[str, Any], dimms: list[dict[str, Any]] | None, smbios: Any, j: Recorder
-) -> None:
+def _ecc(want: RamSpec, host: Json, dimms: list[Json] | None, smbios: Any, j: Recorder) -> None:
     if not want.ecc:
         return
     name = "RAM ECC"
@@ -150,13 +146,13 @@ def _ecc(
         j.check("host.ram.ecc", name).skip("not in the snapshot")
 
 
-def _population(dimms: list[dict[str, Any]] | None, smbios: Any, why: str, j: Recorder) -> None:
+def _population(dimms: list[Json] | None, smbios: Any, why: str, j: Recorder) -> None:
     name = "DIMMs"
     if dimms is None:
         j.check("host.ram.dimms", name).skip(f"cannot see the DIMMs: {why}")
         return
 
-    def size(d: dict[str, Any]) -> str:
+    def size(d: Json) -> str:
         s = d.get("size_bytes")
         return _gib_whole(s) if isinstance(s, int) else "? GiB"
 
@@ -184,7 +180,7 @@ def _population(dimms: list[dict[str, Any]] | None, smbios: Any, why: str, j: Re
         j.check("host.ram.dimms", name).ok(seen, why="; ".join(notes))
 
 
-def check_ram(spec: Spec, host: dict[str, Any], j: Recorder) -> None:
+def check_ram(spec: Spec, host: Json, j: Recorder) -> None:
     want = spec.hardware.ram
     total = get(host, "ram", "total_bytes")
     if want is None:

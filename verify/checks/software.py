@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlverify.checks.common import get, missing, version_matches
+from dlverify.checks.common import Json, get, missing, version_matches
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import Spec
 from dlverify.results import CheckResult, Recorder
@@ -37,7 +37,7 @@ _LABELS = {
 }
 
 
-def _toolkit(spec: Spec, sw: dict[str, Any], j: Recorder) -> None:
+def _toolkit(spec: Spec, sw: Json, j: Recorder) -> None:
     want = spec.software.cuda
     tk = sw.get("cuda_toolkit")
     nvcc = get(tk, "nvcc")
@@ -65,7 +65,7 @@ def _toolkit(spec: Spec, sw: dict[str, Any], j: Recorder) -> None:
         )
 
 
-def _cudnn(spec: Spec, sw: dict[str, Any], env: Any, j: Recorder) -> None:
+def _cudnn(spec: Spec, sw: Json, env: Any, j: Recorder) -> None:
     want = spec.software.cudnn
     got = sw.get("cudnn")
     have = get(got, "version")
@@ -91,7 +91,7 @@ def _cudnn(spec: Spec, sw: dict[str, Any], env: Any, j: Recorder) -> None:
         j.check("software.cudnn", "cuDNN").fail(have if isinstance(have, str) else None, want, why + bundled)
 
 
-def _env(spec: Spec, snap: dict[str, Any], env: Any, j: Recorder) -> None:
+def _env(spec: Spec, snap: Json, env: Any, j: Recorder) -> None:
     pe = spec.software.python_env
     sw = spec.software
     why = missing(env)
@@ -153,9 +153,7 @@ def _env(spec: Spec, snap: dict[str, Any], env: Any, j: Recorder) -> None:
             )
 
 
-def _torch(
-    spec: Spec, snap: dict[str, Any], env: dict[str, Any], want_torch: str | None, j: Recorder
-) -> None:
+def _torch(spec: Spec, snap: Json, env: Json, want_torch: str | None, j: Recorder) -> None:
     sw = spec.software
     torch = env.get("torch")
     if not want_torch:
@@ -216,7 +214,7 @@ def _torch(
         j.check("software.nccl", "NCCL").fail(None, "present", missing(nccl) or "torch reports no NCCL")
 
 
-def _tools(spec: Spec, sw: dict[str, Any], j: Recorder) -> None:
+def _tools(spec: Spec, sw: Json, j: Recorder) -> None:
     tools = sw.get("tools") if isinstance(sw.get("tools"), dict) else {}
     for section in ("containers", "monitoring"):
         for name, want in getattr(spec.software, section).items():
@@ -230,7 +228,7 @@ def _tools(spec: Spec, sw: dict[str, Any], j: Recorder) -> None:
                 j.check(cid, name).fail(None, want, missing(have) or "not probed")
 
 
-def check_software(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
+def check_software(spec: Spec, snap: Json) -> list[CheckResult]:
     j = Recorder("software")
     sw = snap.get("software")
     why = missing(sw)

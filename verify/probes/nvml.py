@@ -52,8 +52,10 @@ def query(fn: Callable[..., T] | str, *args: Any) -> T | Unavailable:
         if isinstance(fn, str):
             if _pynvml is None:
                 return Unavailable("nvidia-ml-py is not importable")
-            fn = getattr(_pynvml, fn)
-        value = fn(*args)
+            call = getattr(_pynvml, fn)
+        else:
+            call = fn
+        value = call(*args)
     except Exception as exc:  # NVMLError and its many subclasses, AttributeError for old bindings
         return Unavailable(_reason(exc))
     if isinstance(value, bytes):
