@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README "Quick start"):
 #   make check   installs dlverify into .venv and checks this machine against hwspec.yaml
-#   make test    installs the test toolchain and runs every test: ruff, pytest, yamllint/ansible-lint, Molecule
+#   make test    installs the test toolchain and runs every test: ruff, mypy, pytest, yamllint/ansible-lint, Molecule
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,6 +27,7 @@ test-venv: $(BIN)/python
 
 lint: test-venv
 	$(BIN)/ruff check .
+	$(BIN)/python tools/typecheck.py
 	PATH="$(abspath $(BIN)):$$PATH" tools/harness/lint.sh
 
 # dmidecode is the independent witness of the SMBIOS (DIMM) decoder's test; installed where apt and root allow

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 MODES = ("train", "infer")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -16,7 +17,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "ma
 # at 224 px; training batch 1024 (+1.7% over 512, +8% over 256; 11 GiB), inference batch 1024 (2048 adds
 # 1.7% for twice the memory). Both are halved automatically on out-of-memory.
 # CPU: tiny, so the real code path runs in seconds for tests and for a smoke run without a GPU.
-_DEFAULTS = {
+_DEFAULTS: dict[str, dict[str, Any]] = {
     "cuda": {"image_size": 224, "train_batch": 1024, "infer_batch": 1024, "duration_s": 10.0,
              "window_s": 0.5, "compile": True},
     "cpu": {"image_size": 64, "train_batch": 4, "infer_batch": 8, "duration_s": 1.0,

@@ -15,20 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlverify import clocks
 from dlverify.probes import nvml as nvml_probe
 
-# clocks-event reason bits (nvml.h nvmlClocksEventReason*), named as ChecksSpec.allowed_clock_event_reasons
-REASON_BITS: dict[str, int] = {
-    "gpu_idle": 0x1,
-    "applications_clocks_setting": 0x2,
-    "sw_power_cap": 0x4,
-    "hw_slowdown": 0x8,
-    "sync_boost": 0x10,
-    "sw_thermal_slowdown": 0x20,
-    "hw_thermal_slowdown": 0x40,
-    "hw_power_brake_slowdown": 0x80,
-    "display_clock_setting": 0x100,
-}
+# clocks-event reason bits (nvml.h nvmlClocksEventReason*), named as ChecksSpec.allowed_clock_event_reasons;
+# the table is dlverify.clocks
+REASON_BITS: dict[str, int] = {r.name: r.bit for r in clocks.REASONS}
 
 METRICS = ("sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "util_gpu_pct", "util_mem_pct")
 
@@ -187,7 +179,7 @@ def summarize(samples: Sequence[Sample], static: dict[str, Any], unavailable: di
         out["unavailable"] = "no samples in this interval"
         return out
     for m in METRICS:
-        vals = [s.values[m] for s in sel if s.values.get(m) is not None]
+        vals: list[float] = [v for s in sel if (v := s.values.get(m)) is not None]
         if vals:
             out[m] = {"min": min(vals), "median": statistics.median(vals), "max": max(vals)}
     with_reasons = [s.reasons for s in sel if s.reasons is not None]

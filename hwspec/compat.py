@@ -22,7 +22,8 @@ def table(name: str) -> dict[str, Any]:
     """One data table as loaded from YAML (``sources``, ``as_of`` and its entries)."""
     if name not in TABLES:
         raise KeyError(f"no compatibility table {name!r}")
-    text = resources.files("dlverify.hwspec").joinpath("data", f"{name}.yaml").read_text(encoding="utf-8")
+    data = resources.files("dlverify.hwspec").joinpath("data")
+    text = data.joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

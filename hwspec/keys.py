@@ -6,12 +6,17 @@ The loader (``loader.py``) walks a YAML document with :data:`SPEC`; the JSON Sch
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from yaml import Node, ScalarNode
+
+from dlverify import clocks
 from dlverify.hwspec import parse
 from dlverify.hwspec.kinds import (
     AsList,
     Bool,
+    Context,
     Enum,
     Fields,
     Human,
@@ -24,6 +29,8 @@ from dlverify.hwspec.kinds import (
     Version,
 )
 from dlverify.hwspec.model import (
+    DEPRECATED_POLICY,
+    POLICY_LEVELS,
     BenchSpec,
     ChecksSpec,
     CpuSpec,
@@ -38,19 +45,8 @@ from dlverify.hwspec.model import (
     StorageSpec,
 )
 
-# NVML's clocks-event reasons (nvmlClocksEventReason*), without the prefix, as snake_case.
-CLOCK_EVENT_REASONS = (
-    "gpu_idle",
-    "applications_clocks_setting",
-    "sw_power_cap",
-    "hw_slowdown",
-    "sync_boost",
-    "sw_thermal_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-    "display_clock_setting",
-)
-POLICY = ("required", "warn", "ignore")
+# NVML's clocks-event reasons (nvmlClocksEventReason*), without the prefix, as snake_case
+CLOCK_EVENT_REASONS = clocks.NAMES
 ABS_PATH = r"^/"
 
 
@@ -115,6 +111,26 @@ def _build_python_env(d: dict[str, Any]) -> PythonEnvSpec:
     prefix = d.get("prefix", {"conda": "/opt/miniconda3", "system": "/usr"}.get(installer, ""))
     name = d.get("name", "dl" if installer == "conda" else installer)
     return PythonEnvSpec(name=name, python=d.get("python", "3.10"), installer=installer, prefix=prefix)
+
+
+@dataclass
+class Policy(Enum):
+    """A policy level, ``fail | warn | ignore``; an ``old`` spelling still loads (read as ``fail``) and
+    `dlverify spec lint` warns about it. Messages name only the current levels."""
+
+    values: tuple[str, ...] = POLICY_LEVELS
+    old: tuple[str, ...] = ()
+
+    def load(self, node: Node, key: str, ctx: Context) -> Any:
+        if isinstance(node, ScalarNode) and node.value in self.old:
+            return node.value  # ChecksSpec maps it to "fail" and remembers it for lint
+        return super().load(node, key, ctx)
+
+    def schema(self) -> dict[str, Any]:
+        s = self._with_doc({"enum": [*self.values, *self.old]})
+        if self.old:
+            s["description"] = f"{' | '.join(self.values)}; {', '.join(self.old)}: deprecated, read as fail"
+        return s
 
 
 def _build_checks(d: dict[str, Any]) -> ChecksSpec:
@@ -308,13 +324,13 @@ CHECKS = Fields(
         "gpu_temp_warn_c": Int(minimum=1, maximum=150),
         "gpu_temp_max_c": Int(minimum=1, maximum=150),
         "allowed_clock_event_reasons": ListOf(Enum(CLOCK_EVENT_REASONS)),
-        "ecc": Enum(POLICY),
-        "persistence_mode": Enum(POLICY),
+        "ecc": Policy(old=DEPRECATED_POLICY["ecc"]),
+        "persistence_mode": Policy(old=DEPRECATED_POLICY["persistence_mode"]),
         "mig": Enum(("disabled", "enabled", "any")),
         "compute_mode": Enum(("default", "exclusive_process", "any")),
-        "pcie": Enum(("max", "warn", "ignore")),
+        "pcie": Policy(old=DEPRECATED_POLICY["pcie"]),
         "power_limit_min_ratio": RATIO,
-        "xid": Enum(("fail", "warn", "ignore")),
+        "xid": Policy(),
         "gpu_memory_tolerance": Num(minimum=0, maximum=0.5),
         "ram_tolerance": Num(minimum=0, maximum=0.5),
         "disk_tolerance": Num(minimum=0, maximum=0.5),

@@ -112,6 +112,13 @@ class SoftwareSpec:
     monitoring: dict[str, str] = field(default_factory=dict)
 
 
+# One vocabulary for the policy keys (checks.ecc, persistence_mode, pcie, xid): what a failed condition is.
+POLICY_LEVELS = ("fail", "warn", "ignore")
+POLICY_KEYS = ("ecc", "persistence_mode", "pcie", "xid")
+# old spellings, still read as "fail"; `dlverify spec lint` warns naming key and line (spec.checks.policy)
+DEPRECATED_POLICY = {"ecc": ("required",), "persistence_mode": ("required",), "pcie": ("max",)}
+
+
 @dataclass(frozen=True)
 class ChecksSpec:
     """Thresholds of the judges, with defaults a fleet operator would choose."""
@@ -124,16 +131,30 @@ class ChecksSpec:
         "applications_clocks_setting",
         "sw_power_cap",
     )
-    ecc: str = "required"  # "required" (fail if off) | "warn" | "ignore"
-    persistence_mode: str = "required"  # "required" | "warn" | "ignore"
+    ecc: str = "fail"  # ECC off: "fail" | "warn" | "ignore" (POLICY_LEVELS)
+    persistence_mode: str = "fail"  # persistence mode off: "fail" | "warn" | "ignore"
     mig: str = "disabled"  # "disabled" | "enabled" | "any"
     compute_mode: str = "default"  # "default" | "exclusive_process" | "any"
-    pcie: str = "max"  # "max": link capability must equal the card's max | "warn" | "ignore"
+    pcie: str = "fail"  # link capability below the card's max: "fail" | "warn" | "ignore"
     power_limit_min_ratio: float = 0.95  # enforced power limit / default limit below this warns
     xid: str = "fail"  # XID errors in the kernel log since boot: "fail" | "warn" | "ignore"
     gpu_memory_tolerance: float = 0.08  # reported total may be this much below the spec's size
     ram_tolerance: float = 0.06  # firmware-reserved RAM
     disk_tolerance: float = 0.10  # decimal vs binary units and partitioning
+    # (key, old spelling) of each policy written the old way ("required", "max"), now read as "fail";
+    # set by __post_init__, read by lint; not a spec key
+    deprecated: tuple[tuple[str, str], ...] = field(
+        default=(), compare=False, repr=False, metadata={"spec_key": False}
+    )
+
+    def __post_init__(self) -> None:
+        seen = dict(self.deprecated)
+        for key, old in DEPRECATED_POLICY.items():
+            value = getattr(self, key)
+            if value in old:
+                object.__setattr__(self, key, "fail")
+                seen[key] = value
+        object.__setattr__(self, "deprecated", tuple(seen.items()))
 
 
 @dataclass(frozen=True)

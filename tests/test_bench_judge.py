@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import one
 
+from dlverify import clocks
 from dlverify.bench.judge import find_reference, judge, likely_cause, load_references
 from dlverify.bench.runner import RECORD_SCHEMA
+from dlverify.checks import run_checks
 from dlverify.cli import main
-from dlverify.hwspec.model import BenchSpec
+from dlverify.hwspec.model import BenchSpec, ChecksSpec, GpuSpec, HardwareSpec, SoftwareSpec, Spec
 from dlverify.results import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Status, exit_code
 
 FIX = Path(__file__).parent / "fixtures/h100-sxm-80gb"
@@ -111,12 +114,6 @@ def _record(workers: list[dict[str, Any]], **cfg: Any) -> dict[str, Any]:
     }
 
 
-def _by(results, rid: str, group: str):
-    hits = [r for r in results if r.id == rid and r.group == group]
-    assert len(hits) == 1, (rid, group, results)
-    return hits[0]
-
-
 def test_packaged_references_name_card_date_versions_and_source() -> None:
     for doc in REFS:
         assert doc["card"] and doc["match"]
@@ -133,11 +130,11 @@ def test_packaged_references_name_card_date_versions_and_source() -> None:
 def test_a_healthy_node_passes() -> None:
     res = judge(_record([_worker(i) for i in range(4)]), references=REFS)
     assert exit_code(res) == EXIT_OK
-    thr = _by(res, "bench.infer.throughput", "gpu2")
+    thr = one(res, "bench.infer.throughput", "gpu2")
     assert thr.status is Status.PASS and "1.44x" in thr.detail
-    assert _by(res, "bench.train.straggler", "gpu0").status is Status.PASS
-    assert _by(res, "bench.telemetry", "gpu1").status is Status.PASS  # sw_power_cap is allowed
-    node = _by(res, "bench.infer.node", "bench")
+    assert one(res, "bench.train.straggler", "gpu0").status is Status.PASS
+    assert one(res, "bench.telemetry", "gpu1").status is Status.PASS  # sw_power_cap is allowed
+    node = one(res, "bench.infer.node", "bench")
     assert node.observed == "288,000 img/s total"
 
 
@@ -146,57 +143,56 @@ def test_a_straggler_is_named_with_its_thermal_cause() -> None:
     workers = [_worker(0), _worker(1), _worker(2, train=TRAIN * 0.85, tele=hot), _worker(3)]
     res = judge(_record(workers), references=REFS)
     assert exit_code(res) == EXIT_FAIL
-    s = _by(res, "bench.train.straggler", "gpu2")
+    s = one(res, "bench.train.straggler", "gpu2")
     assert s.status is Status.FAIL
     assert "gpu2 is a straggler: 15.0% below the median of the other GPUs, 16,500 img/s" in s.detail
     assert "thermal throttling (hardware): hw_thermal_slowdown in 42% of samples, max 92 C" in s.detail
     assert "SM clock median 1410 MHz vs 1980 MHz" in s.detail
     # still above the (conservative) reference, so that check passes; the others are not stragglers
-    assert _by(res, "bench.train.throughput", "gpu2").status is Status.PASS
-    assert all(_by(res, "bench.train.straggler", f"gpu{i}").status is Status.PASS for i in (0, 1, 3))
-    assert _by(res, "bench.telemetry", "gpu2").status is Status.FAIL
+    assert one(res, "bench.train.throughput", "gpu2").status is Status.PASS
+    assert all(one(res, "bench.train.straggler", f"gpu{i}").status is Status.PASS for i in (0, 1, 3))
+    assert one(res, "bench.telemetry", "gpu2").status is Status.FAIL
 
 
 def test_straggler_tolerance_comes_from_the_spec() -> None:
     workers = [_worker(0), _worker(1, infer=INFER * 0.9), _worker(2)]
-    assert (
-        _by(judge(_record(workers), references=REFS), "bench.infer.straggler", "gpu1").status is Status.FAIL
-    )
+    assert one(judge(_record(workers), references=REFS), "bench.infer.straggler",
+               "gpu1").status is Status.FAIL
     loose = BenchSpec(straggler_tolerance=0.12)
-    assert (
-        _by(
-            judge(_record(workers), references=REFS, bench_spec=loose), "bench.infer.straggler", "gpu1"
-        ).status
-        is Status.PASS
-    )
+    assert one(judge(_record(workers), references=REFS, bench_spec=loose), "bench.infer.straggler",
+               "gpu1").status is Status.PASS
 
 
 def test_a_throttled_gpu_that_keeps_up_is_still_flagged() -> None:
     brake = _tele(reasons={"hw_power_brake_slowdown": 0.1})
     driver_hot = _tele(reasons={"sw_thermal_slowdown": 0.2})
     res = judge(_record([_worker(0, tele=brake), _worker(1, tele=driver_hot), _worker(2)]), references=REFS)
-    t0, t1 = _by(res, "bench.telemetry", "gpu0"), _by(res, "bench.telemetry", "gpu1")
+    t0, t1 = one(res, "bench.telemetry", "gpu0"), one(res, "bench.telemetry", "gpu1")
     assert t0.status is Status.FAIL and "hw_power_brake_slowdown 10%" in t0.detail
-    assert t1.status is Status.WARN and "sw_thermal_slowdown 20%" in t1.detail
-    assert _by(res, "bench.infer.straggler", "gpu0").status is Status.PASS
-    # the spec may allow a reason (ChecksSpec.allowed_clock_event_reasons)
-    allowed = judge(
-        _record([_worker(0, tele=driver_hot)]),
-        references=REFS,
-        allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"),
-    )
-    assert _by(allowed, "bench.telemetry", "gpu0").status is Status.PASS
+    # the driver's own thermal slowdown is a fault, as in `dlverify check` (dlverify.clocks)
+    assert t1.status is Status.FAIL and "sw_thermal_slowdown 20%" in t1.detail
+    assert one(res, "bench.infer.straggler", "gpu0").status is Status.PASS
+    # the spec may allow a reason (ChecksSpec.allowed_clock_event_reasons), but never a fault
+    synced = _tele(reasons={"sync_boost": 0.2})
+    assert one(judge(_record([_worker(0, tele=synced)]), references=REFS), "bench.telemetry",
+               "gpu0").status is Status.WARN
+    allowed = judge(_record([_worker(0, tele=synced)]), references=REFS,
+                    allowed_reasons=("sync_boost", "sw_power_cap"))
+    assert one(allowed, "bench.telemetry", "gpu0").status is Status.PASS
+    still = judge(_record([_worker(0, tele=driver_hot)]), references=REFS,
+                  allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"))
+    assert one(still, "bench.telemetry", "gpu0").status is Status.FAIL
 
 
 def test_below_reference_fails_with_the_likely_cause() -> None:
     capped = _tele(power=400, limit=400, sm=1300, reasons={"sw_power_cap": 0.95})
     res = judge(_record([_worker(0, infer=38_000, tele=capped)]), references=REFS)
-    r = _by(res, "bench.infer.throughput", "gpu0")
+    r = one(res, "bench.infer.throughput", "gpu0")
     assert r.status is Status.FAIL and r.expected == ">= 42,575 img/s"
     assert "24.1% below the reference 50,088 img/s" in r.detail
     assert "at its power cap (400 W) in 95% of samples" in r.detail
     # a single GPU has no node median: skipped, with the reason
-    s = _by(res, "bench.infer.straggler", "gpu0")
+    s = one(res, "bench.infer.straggler", "gpu0")
     assert s.status is Status.SKIP and "only one GPU" in s.detail
 
 
@@ -219,43 +215,43 @@ def test_a_crashed_or_hung_worker_fails_its_gpu_and_the_others_are_judged() -> N
         "failure": {"kind": "timeout", "error": "no result after 600 s (stuck in compile of train)"},
     }
     res = judge(_record([_worker(0), crashed, hung, _worker(3)]), references=REFS)
-    w1, w2 = _by(res, "bench.worker", "gpu1"), _by(res, "bench.worker", "gpu2")
+    w1, w2 = one(res, "bench.worker", "gpu1"), one(res, "bench.worker", "gpu2")
     assert w1.status is Status.FAIL and "gpu1 ran out of memory: OutOfMemoryError" in w1.detail
     assert w2.status is Status.FAIL and "hung (timeout)" in w2.detail
     assert not [r for r in res if r.group == "gpu1" and r.id != "bench.worker"]
-    assert _by(res, "bench.train.straggler", "gpu3").status is Status.PASS  # median of the survivors
-    assert "2/4 GPU(s)" in _by(res, "bench.train.node", "bench").detail
+    assert one(res, "bench.train.straggler", "gpu3").status is Status.PASS  # median of the survivors
+    assert "2/4 GPU(s)" in one(res, "bench.train.node", "bench").detail
 
 
 def test_a_missing_reference_is_a_skip_with_the_reason() -> None:
     res = judge(_record([_worker(0, name="NVIDIA L40S")]), references=REFS)
-    r = _by(res, "bench.train.throughput", "gpu0")
+    r = one(res, "bench.train.throughput", "gpu0")
     assert r.status is Status.SKIP and "no reference throughput for 'NVIDIA L40S'" in r.detail
     assert exit_code(res) == EXIT_OK
 
 
 def test_a_non_standard_run_is_not_compared_with_references() -> None:
     res = judge(_record([_worker(0)], compile=False), references=REFS)
-    assert "no reference for this configuration" in _by(res, "bench.infer.throughput", "gpu0").detail
+    assert "no reference for this configuration" in one(res, "bench.infer.throughput", "gpu0").detail
 
 
 def test_a_broken_step_is_not_a_result() -> None:
     res = judge(_record([_worker(0, guard_ok=False), _worker(1)]), references=REFS)
-    c = _by(res, "bench.train.correctness", "gpu0")
+    c = one(res, "bench.train.correctness", "gpu0")
     assert c.status is Status.FAIL and "did not drop" in c.detail
-    assert _by(res, "bench.train.throughput", "gpu0").status is Status.SKIP
+    assert one(res, "bench.train.throughput", "gpu0").status is Status.SKIP
     # a broken GPU does not count in the node median
-    assert _by(res, "bench.train.straggler", "gpu1").status is Status.SKIP
+    assert one(res, "bench.train.straggler", "gpu1").status is Status.SKIP
 
 
 def test_spec_floors() -> None:
     spec = BenchSpec(min_train_img_s=17_000, min_infer_img_s=60_000)
     res = judge(_record([_worker(0)]), references=REFS, bench_spec=spec)
-    f = _by(res, "bench.train.floor", "gpu0")
+    f = one(res, "bench.train.floor", "gpu0")
     assert f.status is Status.FAIL and "bench.min_train_img_s = 17,000: 2.9% short" in f.detail
-    assert _by(res, "bench.infer.floor", "gpu0").status is Status.PASS
+    assert one(res, "bench.infer.floor", "gpu0").status is Status.PASS
     none = judge(_record([_worker(0)]), references=REFS, bench_spec=BenchSpec())
-    assert "the spec sets no bench.min_train_img_s" in _by(none, "bench.train.floor", "gpu0").detail
+    assert "the spec sets no bench.min_train_img_s" in one(none, "bench.train.floor", "gpu0").detail
 
 
 def test_likely_cause_names_starvation_and_power_limits() -> None:
@@ -335,3 +331,17 @@ def test_a_real_h200_recording_replays_and_passes(tmp_path) -> None:
     assert main(["bench", "--replay", str(slow), "--format", "json", "-o", str(out)]) == EXIT_FAIL
     r = next(r for r in json.loads(out.read_text())["results"] if r["id"] == "bench.infer.throughput")
     assert r["status"] == "fail" and "at its power cap (700 W)" in r["detail"]
+
+
+@pytest.mark.parametrize("allowed", [ChecksSpec().allowed_clock_event_reasons, tuple(clocks.NAMES)])
+@pytest.mark.parametrize("reason", clocks.NAMES)
+def test_check_and_bench_judge_a_clocks_event_reason_alike(reason: str, allowed: tuple[str, ...]) -> None:
+    """One table (dlverify.clocks): a reason fails, warns or passes the same in `check` and `bench`."""
+    checks = ChecksSpec(allowed_clock_event_reasons=allowed)
+    spec = Spec(HardwareSpec(gpus=(GpuSpec(CARD),)), SoftwareSpec(), checks)
+    snap = {"nvml": {"gpus": [{"index": 0, "name": CARD, "clocks_event_reasons": [reason]}]}, "host": {}}
+    in_check = one(run_checks(spec, snap, only=("gpu",)), "gpu.clocks_event_reasons", "gpu0").status
+    bench = judge(_record([_worker(0, tele=_tele(reasons={reason: 0.5}))]), references=REFS,
+                  allowed_reasons=allowed)
+    assert one(bench, "bench.telemetry", "gpu0").status is in_check is clocks.severity(reason, allowed)
+    assert (in_check is Status.FAIL) == (reason in clocks.FAULTS) == clocks.BY_NAME[reason].fault

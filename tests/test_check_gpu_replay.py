@@ -10,16 +10,12 @@ from typing import Any
 
 import nvml_replay
 import pytest
+from conftest import by_id
 
 from dlverify.checks import run_checks
 from dlverify.cli import main
 from dlverify.hwspec.model import GpuSpec
 from dlverify.results import Status
-
-
-def _by_id(results: list[Any], group: str | None = None) -> dict[str, Any]:
-    return {r.id: r for r in results if group is None or r.group == group}
-
 
 H100 = nvml_replay.CARDS["h100"]
 # what each recording must show, computed by hand from nvml_snapshot.json (memory.total / 2**30)
@@ -67,7 +63,7 @@ def test_each_recorded_card_passes_every_gpu_check(monkeypatch, tmp_path, card) 
     assert not [r for r in gpu if r.status in (Status.FAIL, Status.WARN)], [
         (r.id, r.detail) for r in gpu if r.status in (Status.FAIL, Status.WARN)
     ]
-    ids = _by_id(gpu)
+    ids = by_id(gpu)
     for must_pass in (
         "gpu.nvml",
         "gpu.count",
@@ -100,7 +96,7 @@ def test_each_recorded_card_passes_every_gpu_check(monkeypatch, tmp_path, card) 
     assert ids["gpu.memory"].observed == OBSERVED[card.id]["gpu.memory"]
     # idle gen downclock is not in play here (gen 5 at idle), the reason list shows only gpu_idle
     assert ids["gpu.clocks_event_reasons"].observed == "gpu_idle"
-    sw = _by_id(results, "software")
+    sw = by_id(results, "software")
     for must_pass in (
         "software.cuda_toolkit",
         "software.python",
@@ -156,25 +152,25 @@ def test_each_fault_fails_its_check(
 
 def test_branch_driver_pin_passes(monkeypatch, tmp_path) -> None:
     spec = nvml_replay.h100_spec(nvidia_driver="580")
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path, spec=spec))
+    ids = by_id(_gpu_results(monkeypatch, tmp_path, spec=spec))
     assert ids["gpu.driver"].status is Status.PASS
     assert ids["gpu.driver"].detail == "branch 580"
 
 
 def test_idle_gen_downclock_is_not_a_fault(monkeypatch, tmp_path) -> None:
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(pcie_gen_cur=1)))
+    ids = by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(pcie_gen_cur=1)))
     assert ids["gpu.pcie.gen"].status is Status.PASS
     assert "idle" in ids["gpu.pcie.gen"].detail
 
 
 def test_lifetime_ecc_errors_warn(monkeypatch, tmp_path) -> None:
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(ecc_aggregate_uncorrected=5)))
+    ids = by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(ecc_aggregate_uncorrected=5)))
     assert ids["gpu.ecc.aggregate_uncorrected"].status is Status.WARN
 
 
 def test_power_capped_below_default_warns(monkeypatch, tmp_path, card) -> None:
     # both cards' default limit is 700 W
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(card, power_limit_mw=400000), card=card))
+    ids = by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(card, power_limit_mw=400000), card=card))
     assert ids["gpu.power_limit"].status is Status.WARN
     assert "57%" in ids["gpu.power_limit"].detail
 
@@ -187,17 +183,17 @@ def test_a_gpu_failing_calls_costs_only_those_fields(monkeypatch, tmp_path) -> N
     assert g["temperature_c"] == {"unavailable": "GPU is lost (fell off the bus)"}
     assert g["remapped_rows_pending"] == {"unavailable": "GPU is lost (fell off the bus)"}
     assert g["name"] == "NVIDIA H100 80GB HBM3"
-    ids = _by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
+    ids = by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
     assert ids["gpu.temperature"].status is Status.SKIP
     assert ids["gpu.ecc.mode"].status is Status.FAIL  # ECC required and unreadable: never a silent pass
     assert "GPU is lost" in ids["gpu.ecc.mode"].detail
 
 
 def test_nvlink_links_judged_where_the_card_has_them(monkeypatch, tmp_path) -> None:
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(nvlink=[1] * 18)))
+    ids = by_id(_gpu_results(monkeypatch, tmp_path, recording=_rec(nvlink=[1] * 18)))
     assert ids["gpu.nvlink"].status is Status.PASS
     assert ids["gpu.nvlink"].observed == "18/18 up"
-    ids = _by_id(_gpu_results(monkeypatch, tmp_path / "b", recording=_rec(nvlink=[1] * 17 + [0])))
+    ids = by_id(_gpu_results(monkeypatch, tmp_path / "b", recording=_rec(nvlink=[1] * 17 + [0])))
     assert ids["gpu.nvlink"].status is Status.FAIL
     assert "17" in ids["gpu.nvlink"].detail
 
@@ -223,7 +219,7 @@ def test_nvlink_links_judged_where_the_card_has_them(monkeypatch, tmp_path) -> N
 def test_env_faults_fail_their_check(monkeypatch, tmp_path, label, env_changes, failing_id) -> None:
     env = {**nvml_replay.h100_env_record(), **env_changes}
     results = _gpu_results(monkeypatch, tmp_path, env_record=env)
-    ids = _by_id(results, "software")
+    ids = by_id(results, "software")
     assert ids[failing_id].status is Status.FAIL, (label, ids[failing_id])
 
 
@@ -243,7 +239,7 @@ def test_nvml_init_failures_are_one_clear_failed_check(monkeypatch, error, phras
     snap = snapshot.take(nvml_replay.h100_spec(), only=("gpu",))
     assert set(snap["nvml"]) == {"unavailable"}
     assert phrase in snap["nvml"]["unavailable"]
-    ids = _by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
+    ids = by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
     assert ids["gpu.nvml"].status is Status.FAIL
     assert phrase in ids["gpu.nvml"].detail
     assert ids["gpu.count"].status is Status.FAIL
@@ -257,7 +253,7 @@ def test_no_gpus_fails_the_count(monkeypatch) -> None:
     rec["gpus"] = []
     nvml_replay.install(monkeypatch, rec)
     snap = snapshot.take(nvml_replay.h100_spec(), only=("gpu",))
-    ids = _by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
+    ids = by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
     assert snap["nvml"]["gpu_count"] == 0
     assert ids["gpu.count"].status is Status.FAIL
     assert ids["gpu.count"].observed == "none"

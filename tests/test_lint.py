@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from dlverify.hwspec import load_spec, load_spec_text
 from dlverify.hwspec.lint import lint
 from dlverify.results import CheckResult, Status
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _lint(text: str) -> dict[str, CheckResult]:
@@ -226,3 +224,24 @@ def test_cuda_13_1_and_13_2_with_r590_r595() -> None:
     assert out["spec.cuda.driver"].status is Status.PASS
     out = _lint('software: {nvidia_driver: "590", cuda: "13.2"}')
     assert out["spec.cuda.driver"].status is Status.FAIL
+
+
+def test_old_policy_spellings_read_as_fail_and_warn_with_key_and_line() -> None:
+    text = """
+        hardware: {gpu: "NVIDIA H100 80GB"}
+        checks:
+          ecc: required
+          pcie: max
+          persistence_mode: warn
+          xid: fail
+        """
+    spec = load_spec_text(textwrap.dedent(text).lstrip("\n"), "s.yaml")
+    assert (spec.checks.ecc, spec.checks.pcie, spec.checks.persistence_mode) == ("fail", "fail", "warn")
+    warned = [r for r in lint(spec) if r.id == "spec.checks.policy"]
+    assert [r.status for r in warned] == [Status.WARN, Status.WARN]
+    assert "checks.ecc: 'required' is deprecated" in warned[0].detail and "s.yaml:3" in warned[0].detail
+    assert "checks.pcie: 'max' is deprecated" in warned[1].detail and "s.yaml:4" in warned[1].detail
+    # the current vocabulary lints clean
+    current = text.replace("required", "fail").replace("max", "fail")
+    new = load_spec_text(textwrap.dedent(current).lstrip("\n"))
+    assert not [r for r in lint(new) if r.id == "spec.checks.policy"]

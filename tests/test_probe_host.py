@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import smbios_tables
+from conftest import by_id
 
 from dlverify.checks.host import check_host, cpu_model_matches
 from dlverify.hwspec.model import (
@@ -274,7 +275,7 @@ def test_xid_events_fail_per_policy(host: dict) -> None:
 
     spec = dataclasses.replace(_spec(gpus=(GpuSpec("NVIDIA A100 80GB", 1),)))
     snap = {"host": host, "nvml": {"unavailable": "no driver"}}
-    r = {x.id: x for x in check_gpus(spec, snap)}["gpu.xid"]
+    r = by_id(check_gpus(spec, snap))["gpu.xid"]
     assert r.status is Status.FAIL and r.observed == "2 event(s): XID 48, 79"
     assert r.detail.startswith("XID 79 (GPU has fallen off the bus) on PCI:0000:41:00")
     app = {
@@ -287,13 +288,13 @@ def test_xid_events_fail_per_policy(host: dict) -> None:
             },
         },
     }
-    r = {x.id: x for x in check_gpus(spec, app)}["gpu.xid"]
+    r = by_id(check_gpus(spec, app))["gpu.xid"]
     assert r.status is Status.WARN and r.observed == "2 event(s): XID 13 ×2"
     assert "application-level" in r.detail
     warn = dataclasses.replace(spec, checks=ChecksSpec(xid="warn"))
-    assert {x.id: x for x in check_gpus(warn, snap)}["gpu.xid"].status is Status.WARN
+    assert by_id(check_gpus(warn, snap))["gpu.xid"].status is Status.WARN
     # and the NVML failure mentions the loaded kernel module
-    nvml = {x.id: x for x in check_gpus(spec, snap)}["gpu.nvml"]
+    nvml = by_id(check_gpus(spec, snap))["gpu.nvml"]
     assert "535.54.03" in nvml.detail
 
 

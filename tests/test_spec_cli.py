@@ -10,11 +10,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from dlverify.cli import main
 from dlverify.hwspec import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTES = ROOT / "hwspec" / "examples" / "seed-notes.yaml"
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from conftest import ROOT
 
 from dlverify.hwspec import SpecError, load_spec_text
 from dlverify.hwspec.schema import schema_text, spec_schema
 
-ROOT = Path(__file__).resolve().parents[1]
 SPECS = [*sorted((ROOT / "hwspec" / "examples").glob("*.yaml")), ROOT / "hwspec.yaml"]
 
 

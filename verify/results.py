@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 class Status(str, enum.Enum):
@@ -50,6 +51,66 @@ class CheckResult:
         d = asdict(self)
         d["status"] = self.status.value
         return d
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check about to be judged: ``rec.check(id, name).fail(observed, expected, why)``.
+
+    Each verdict builds the :class:`CheckResult`, appends it to the recorder and returns it. ``where``
+    (lint: ``key at file:line``) is appended to the reason, or is the reason when there is none.
+    """
+
+    rec: Recorder
+    id: str
+    name: str
+    where: str = ""
+
+    def status(
+        self, status: Status, observed: Any = None, expected: Any = None, why: str = ""
+    ) -> CheckResult:
+        if self.where:
+            why = f"{why} ({self.where})" if why else self.where
+        r = CheckResult(self.id, self.rec.group, self.name, status, _text(observed), _text(expected), why)
+        self.rec.results.append(r)
+        return r
+
+    def ok(self, observed: Any = None, expected: Any = None, why: str = "") -> CheckResult:
+        return self.status(Status.PASS, observed, expected, why)
+
+    def warn(self, observed: Any, expected: Any, why: str) -> CheckResult:
+        return self.status(Status.WARN, observed, expected, why)
+
+    def fail(self, observed: Any, expected: Any, why: str) -> CheckResult:
+        return self.status(Status.FAIL, observed, expected, why)
+
+    def skip(self, why: str, observed: Any = None, expected: Any = None) -> CheckResult:
+        return self.status(Status.SKIP, observed, expected, why)
+
+    def policy(self, level: str, observed: Any, expected: Any, why: str) -> CheckResult:
+        """A failed condition under a spec policy level: ``fail`` / ``warn`` / ``ignore`` (a skip)."""
+        if level == "ignore":
+            return self.skip(f"ignored by the spec's checks policy ({why})", observed, expected)
+        return self.status(Status.WARN if level == "warn" else Status.FAIL, observed, expected, why)
+
+
+@dataclass
+class Recorder:
+    """Collects the results of one report group; recorders made by :meth:`for_group` share one list."""
+
+    group: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    def check(self, cid: str, name: str, where: str = "") -> Check:
+        return Check(self, cid, name, where)
+
+    def for_group(self, group: str) -> Recorder:
+        """A recorder for another group that appends to the same list (keeps report order)."""
+        return Recorder(group, self.results)
 
 
 def summarize(results: Iterable[CheckResult]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dlverify import __version__
-from dlverify.probes.nvml import Unavailable
+from dlverify.unavailable import Unavailable
 
 SCHEMA_ID = "dlverify.snapshot/1"
 AREAS = ("host", "gpu", "software")
@@ -205,7 +205,8 @@ def _shape(v: Any) -> str:
         return f"the string {v[:40]!r}"
     if isinstance(v, (int, float)):
         return f"the number {v!r}"
-    return {dict: "an object", list: "a list"}.get(type(v), type(v).__name__)
+    names: dict[type, str] = {dict: "an object", list: "a list"}
+    return names.get(type(v), type(v).__name__)
 
 
 def _check_fields(doc: dict[str, Any], source: str) -> None:

@@ -1,20 +1,24 @@
-"""Small helpers shared by the judges: reading snapshot values, versions, building results."""
+"""Small helpers shared by the judges: reading snapshot values, versions, units.
+
+Results are built with :class:`dlverify.results.Recorder`:
+``j.check(id, name).fail(observed, expected, why)``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dlverify.hwspec.compat import vkey
-from dlverify.results import CheckResult, Status
+from dlverify.unavailable import why_missing
+
+# A snapshot section as the judges receive it: JSON from a probe or a file, possibly hand-edited, so
+# every value is read defensively through missing() and get() rather than trusted to a declared shape.
+Json = Any
 
 
 def missing(value: Any) -> str | None:
     """Why a snapshot value is missing (``{"unavailable": why}``, or absent), else None."""
-    if value is None:
-        return "not recorded in the snapshot"
-    if isinstance(value, dict) and set(value) == {"unavailable"}:
-        return str(value["unavailable"])
-    return None
+    return why_missing(value)
 
 
 def get(d: Any, *path: str | int) -> Any:
@@ -34,56 +38,6 @@ def version_matches(want: str, have: Any) -> bool:
     """The components the spec gives must equal the observed ones: "535" matches "535.54.03"."""
     w, h = vkey(want), vkey(str(have))
     return bool(w) and h[: len(w)] == w
-
-
-class Judge:
-    """Collects results for one group with short constructors."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.results: list[CheckResult] = []
-
-    def add(
-        self,
-        cid: str,
-        name: str,
-        status: Status,
-        observed: Any = None,
-        expected: Any = None,
-        detail: str = "",
-    ) -> None:
-        self.results.append(
-            CheckResult(
-                cid,
-                self.group,
-                name,
-                status,
-                None if observed is None else str(observed),
-                None if expected is None else str(expected),
-                detail,
-            )
-        )
-
-    def ok(self, cid: str, name: str, observed: Any = None, expected: Any = None, detail: str = "") -> None:
-        self.add(cid, name, Status.PASS, observed, expected, detail)
-
-    def fail(self, cid: str, name: str, observed: Any, expected: Any, detail: str) -> None:
-        self.add(cid, name, Status.FAIL, observed, expected, detail)
-
-    def warn(self, cid: str, name: str, observed: Any, expected: Any, detail: str) -> None:
-        self.add(cid, name, Status.WARN, observed, expected, detail)
-
-    def skip(self, cid: str, name: str, detail: str, observed: Any = None, expected: Any = None) -> None:
-        self.add(cid, name, Status.SKIP, observed, expected, detail)
-
-    def policy(self, cid: str, name: str, policy: str, observed: Any, expected: Any, detail: str) -> None:
-        """A failed condition under a ``required|fail`` / ``warn`` / ``ignore`` policy."""
-        if policy == "ignore":
-            self.skip(cid, name, f"ignored by the spec's checks policy ({detail})", observed, expected)
-        elif policy == "warn":
-            self.warn(cid, name, observed, expected, detail)
-        else:
-            self.fail(cid, name, observed, expected, detail)
 
 
 def gib(n: float) -> str:

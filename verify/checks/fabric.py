@@ -7,9 +7,8 @@ whose GPUs report no fabric, needs no fabric manager and the check is skipped sa
 
 from __future__ import annotations
 
-from typing import Any
-
-from dlverify.checks.common import Judge, get, missing
+from dlverify.checks.common import Json, get, missing
+from dlverify.results import Recorder
 
 NAME = "NVSwitch fabric"
 _CONSEQUENCE = (
@@ -18,7 +17,7 @@ _CONSEQUENCE = (
 )
 
 
-def check_fabric(snap: dict[str, Any], gpus: list[dict[str, Any]], j: Judge) -> None:
+def check_fabric(snap: Json, gpus: list[Json], j: Recorder) -> None:
     host = get(snap, "host", "fabric")
     host_ok = isinstance(host, dict) and missing(host) is None
     switches = host.get("nvswitches") if host_ok else None
@@ -31,7 +30,7 @@ def check_fabric(snap: dict[str, Any], gpus: list[dict[str, Any]], j: Judge) -> 
     }
     if not reporting and not switches:
         why = "no NVSwitch on this host" if switches == [] else f"NVSwitches not probed ({missing(host)})"
-        j.skip("gpu.fabric", NAME, f"{why} and no GPU reports a fabric: no fabric manager needed")
+        j.check("gpu.fabric", NAME).skip(f"{why} and no GPU reports a fabric: no fabric manager needed")
         return
     svc = f"; nvidia-fabricmanager {service_word}" if service_word else ""
     if reporting:
@@ -41,21 +40,21 @@ def check_fabric(snap: dict[str, Any], gpus: list[dict[str, Any]], j: Judge) -> 
             if f.get("state") != "completed" or f.get("status") != "NVML_SUCCESS"
         }
         if not bad:
-            j.ok("gpu.fabric", NAME, f"registered on {len(reporting)} GPU(s){svc}", "completed")
+            j.check("gpu.fabric", NAME).ok(f"registered on {len(reporting)} GPU(s){svc}", "completed")
             return
         seen = ", ".join(
             f"GPU {i}: {f.get('state')}"
             + ("" if f.get("status") == "NVML_SUCCESS" else f" ({f.get('status')})")
             for i, f in sorted(bad.items())
         )
-        j.fail("gpu.fabric", NAME, seen + svc, "completed on every GPU", _CONSEQUENCE)
+        j.check("gpu.fabric", NAME).fail(seen + svc, "completed on every GPU", _CONSEQUENCE)
         return
     # NVSwitches, but GPUs that report no fabric state (Ampere and older): the service is the witness
     n = f"{len(switches or [])} NVSwitch(es)"
     if service_word == "active":
-        j.ok("gpu.fabric", NAME, f"{n}; nvidia-fabricmanager active", "nvidia-fabricmanager active")
+        j.check("gpu.fabric", NAME).ok(f"{n}; nvidia-fabricmanager active", "nvidia-fabricmanager active")
     elif service_word:
-        j.fail("gpu.fabric", NAME, f"{n}; nvidia-fabricmanager {service_word}", "active", _CONSEQUENCE)
+        j.check("gpu.fabric", NAME).fail(f"{n}; nvidia-fabricmanager {service_word}", "active", _CONSEQUENCE)
     else:
         why = f"service state unknown: {missing(service)}"
-        j.warn("gpu.fabric", NAME, n, "nvidia-fabricmanager active", why)
+        j.check("gpu.fabric", NAME).warn(n, "nvidia-fabricmanager active", why)

@@ -1,165 +1,102 @@
-"""GPU judges: node-level (group ``gpu``) and per card (groups ``gpu0``..``gpuN``). Pure: (spec, snapshot)."""
+"""GPU judges (pure: spec, snapshot): the node (group ``gpu``) and each card (groups ``gpu0``..``gpuN``).
+
+This module judges what is about the node (NVML, GPU count, driver, CUDA driver API) and runs each
+card's judges in report order. The judges live by what they judge:
+
+- ``gpu_identity``: model, memory, persistence, MIG and compute mode
+- ``gpu_health``: ECC, row remapping, retired pages, and the node's XID errors
+- ``gpu_links``: PCIe and NVLink (``fabric``: the NVSwitch fabric)
+- ``gpu_clocks``: temperature, clocks-event reasons, power limit
+
+A new GPU check goes into the module of what it judges, and into :func:`_card` (or :func:`check_gpus`).
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from dlverify.checks.common import Judge, get, gib, missing, version_matches
+from dlverify.checks import gpu_clocks, gpu_health, gpu_identity, gpu_links
+from dlverify.checks.common import Json, get, missing, version_matches
 from dlverify.checks.fabric import check_fabric
-from dlverify.hwspec.compat import vkey
+from dlverify.hwspec.compat import gpu_model_matches, vkey
 from dlverify.hwspec.model import GpuSpec, Spec
-from dlverify.results import CheckResult, Status
-
-# clocks-event reasons that mean the card is protecting itself: never allowed, whatever the spec says
-HARD_SLOWDOWNS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown")
-NO_NVLINK = "no NVLink on this card"
-
-_FORM_FACTOR = re.compile(r"^sxm\d?$")
-
-
-def _tokens(name: str) -> list[str]:
-    t = re.sub(r"(?i)\b(nvidia|geforce|tesla)\b", " ", name).lower()
-    return [x for x in re.split(r"[\s\-_/,()]+", t) if x]
-
-
-def model_matches(spec_model: str, nvml_name: str) -> bool:
-    """Does NVML's name satisfy the spec's model? The compat data knows each card's aliases."""
-    try:
-        from dlverify.hwspec.compat import gpu_model_matches
-    except ImportError:
-        return _model_matches_tokens(spec_model, nvml_name)
-    return gpu_model_matches(spec_model, nvml_name)
-
-
-def _card_info(nvml_name: Any) -> Any:
-    """The compat data's record of this card (PCIe width, NVLink), or None."""
-    if not isinstance(nvml_name, str):
-        return None
-    try:
-        from dlverify.hwspec.compat import gpu_info
-
-        return gpu_info(nvml_name)
-    except Exception:  # compat data missing or unreadable: fall back to NVML's own numbers
-        return None
-
-
-def _model_matches_tokens(spec_model: str, nvml_name: str) -> bool:
-    """Fallback without compat data. Every token of the spec's model must appear in NVML's name
-    ("NVIDIA A100 80GB" ~ "A100-SXM4-80GB").
-
-    NVML names SXM H100/H200 boards by their memory ("H100 80GB HBM3"), so an "SXM" token in the spec
-    is satisfied by an SXM or HBM token in the name, as long as the name is not a PCIe/NVL board.
-    """
-    have = _tokens(nvml_name)
-    for tok in _tokens(spec_model):
-        if tok in have:
-            continue
-        if _FORM_FACTOR.match(tok) and (
-            any(_FORM_FACTOR.match(h) or h.startswith("hbm") for h in have)
-            and not {"pcie", "nvl"} & set(have)
-        ):
-            continue
-        return False
-    return True
+from dlverify.results import CheckResult, Recorder
 
 
 def _spec_for(spec: Spec, name: Any) -> GpuSpec | None:
     if not isinstance(name, str):
         return None
-    return next((g for g in spec.hardware.gpus if model_matches(g.model, name)), None)
+    return next((g for g in spec.hardware.gpus if gpu_model_matches(g.model, name)), None)
 
 
-def _node(spec: Spec, snap: dict[str, Any], j: Judge) -> list[dict[str, Any]] | None:
+def _node(spec: Spec, snap: Json, j: Recorder) -> list[Json] | None:
     nvml = snap.get("nvml")
     sw = spec.software
     why = missing(nvml)
     if why is not None:
         module = get(snap, "host", "nvidia_kernel_module")
         hint = f" (loaded kernel module: {module})" if isinstance(module, str) else ""
-        j.fail("gpu.nvml", "NVML", "unavailable", "NVML answers", f"{why}{hint}")
+        j.check("gpu.nvml", "NVML").fail("unavailable", "NVML answers", f"{why}{hint}")
         want = spec.hardware.gpu_count
-        j.fail(
-            "gpu.count", "GPU count", "0 visible", want, "no GPU can be seen: NVML unavailable (see gpu.nvml)"
+        j.check("gpu.count", "GPU count").fail(
+            "0 visible", want, "no GPU can be seen: NVML unavailable (see gpu.nvml)"
         )
         for cid, name in (("gpu.driver", "driver version"), ("gpu.cuda_driver", "CUDA driver API")):
-            j.skip(cid, name, "NVML unavailable (see gpu.nvml)")
+            j.check(cid, name).skip("NVML unavailable (see gpu.nvml)")
         return None
     gpus = [g for g in (nvml.get("gpus") or []) if isinstance(g, dict)]
     driver = nvml.get("driver_version")
-    j.ok("gpu.nvml", "NVML", f"NVML {nvml.get('nvml_version')}, {len(gpus)} GPU(s)")
+    j.check("gpu.nvml", "NVML").ok(f"NVML {nvml.get('nvml_version')}, {len(gpus)} GPU(s)")
 
     # count, per model
     want_total = spec.hardware.gpu_count
-    names = [g.get("name") if isinstance(g.get("name"), str) else "?" for g in gpus]
+    names: list[str] = [n if isinstance(n := g.get("name"), str) else "?" for g in gpus]
     observed = ", ".join(f"{names.count(n)} × {n}" for n in dict.fromkeys(names)) or "none"
     expected = ", ".join(f"{g.count} × {g.model}" for g in spec.hardware.gpus)
     short = []
-    for g in spec.hardware.gpus:
-        have = sum(1 for n in names if model_matches(g.model, n))
-        if have < g.count:
-            short.append(f"{g.count - have} × {g.model} missing")
+    for model in spec.hardware.gpus:
+        have = sum(1 for n in names if gpu_model_matches(model.model, n))
+        if have < model.count:
+            short.append(f"{model.count - have} × {model.model} missing")
     if len(gpus) < want_total or short:
-        j.fail(
-            "gpu.count",
-            "GPU count",
-            observed,
-            expected,
-            "; ".join(short) or f"{want_total - len(gpus)} GPU(s) missing",
+        j.check("gpu.count", "GPU count").fail(
+            observed, expected, "; ".join(short) or f"{want_total - len(gpus)} GPU(s) missing"
         )
     elif len(gpus) > want_total:
-        j.warn(
-            "gpu.count",
-            "GPU count",
-            observed,
-            expected,
-            f"{len(gpus) - want_total} more GPU(s) than the spec",
+        j.check("gpu.count", "GPU count").warn(
+            observed, expected, f"{len(gpus) - want_total} more GPU(s) than the spec"
         )
     else:
-        j.ok("gpu.count", "GPU count", observed, expected)
+        j.check("gpu.count", "GPU count").ok(observed, expected)
 
     # driver: exact, or the branch when the spec gives "535"
     if not sw.nvidia_driver:
-        j.skip("gpu.driver", "driver version", "the spec does not pin a driver", driver)
+        j.check("gpu.driver", "driver version").skip("the spec does not pin a driver", driver)
     elif missing(driver):
-        j.fail(
-            "gpu.driver",
-            "driver version",
-            None,
-            sw.nvidia_driver,
-            f"driver version unreadable: {missing(driver)}",
+        j.check("gpu.driver", "driver version").fail(
+            None, sw.nvidia_driver, f"driver version unreadable: {missing(driver)}"
         )
     elif version_matches(sw.nvidia_driver, driver):
-        j.ok(
-            "gpu.driver",
-            "driver version",
-            driver,
-            sw.nvidia_driver,
-            "" if "." in sw.nvidia_driver else f"branch {sw.nvidia_driver}",
+        j.check("gpu.driver", "driver version").ok(
+            driver, sw.nvidia_driver, "" if "." in sw.nvidia_driver else f"branch {sw.nvidia_driver}"
         )
     else:
         what = "exact version" if sw.nvidia_driver.count(".") >= 2 else "branch"
-        j.fail(
-            "gpu.driver",
-            "driver version",
-            driver,
-            sw.nvidia_driver,
-            f"the spec pins driver {what} {sw.nvidia_driver}",
+        j.check("gpu.driver", "driver version").fail(
+            driver, sw.nvidia_driver, f"the spec pins driver {what} {sw.nvidia_driver}"
         )
 
     cuda_drv = nvml.get("cuda_driver_version")
     if not sw.cuda:
-        j.skip("gpu.cuda_driver", "CUDA driver API", "the spec does not pin a CUDA toolkit", cuda_drv)
+        j.check("gpu.cuda_driver", "CUDA driver API").skip("the spec does not pin a CUDA toolkit", cuda_drv)
     elif missing(cuda_drv):
-        j.fail(
-            "gpu.cuda_driver", "CUDA driver API", None, f">= {sw.cuda}", f"unreadable: {missing(cuda_drv)}"
+        j.check("gpu.cuda_driver", "CUDA driver API").fail(
+            None, f">= {sw.cuda}", f"unreadable: {missing(cuda_drv)}"
         )
     elif vkey(cuda_drv)[:2] >= vkey(sw.cuda)[:2]:
-        j.ok("gpu.cuda_driver", "CUDA driver API", cuda_drv, f">= {sw.cuda}")
+        j.check("gpu.cuda_driver", "CUDA driver API").ok(cuda_drv, f">= {sw.cuda}")
     else:
-        j.fail(
-            "gpu.cuda_driver",
-            "CUDA driver API",
+        j.check("gpu.cuda_driver", "CUDA driver API").fail(
             cuda_drv,
             f">= {sw.cuda}",
             f"this driver runs CUDA up to {cuda_drv}; toolkit {sw.cuda} needs a newer driver",
@@ -167,411 +104,40 @@ def _node(spec: Spec, snap: dict[str, Any], j: Judge) -> list[dict[str, Any]] | 
     return gpus
 
 
-# NVIDIA's XID catalog (docs.nvidia.com/deploy/xid-errors): the codes an operator meets most.
-XID_MEANING = {
-    13: "graphics engine exception",
-    31: "GPU memory page fault",
-    43: "GPU stopped processing",
-    45: "preemptive cleanup after a previous error",
-    48: "double-bit ECC error",
-    61: "internal micro-controller breakpoint/warning",
-    62: "internal micro-controller halt",
-    63: "ECC page retirement / row remapping event",
-    64: "ECC page retirement / row remapping failure",
-    74: "NVLink error",
-    79: "GPU has fallen off the bus",
-    92: "high single-bit ECC error rate",
-    94: "contained ECC error",
-    95: "uncontained ECC error",
-    119: "GSP RPC timeout",
-    120: "GSP error",
-}
-# raised by a faulty *application* (bad kernel, illegal address, killed job), not by the hardware
-APPLICATION_XIDS = frozenset({13, 31, 43, 45})
-
-
-def _xid(spec: Spec, snap: dict[str, Any], j: Judge) -> None:
-    xid = get(snap, "host", "xid")
-    policy = spec.checks.xid
-    if policy == "ignore":
-        j.skip("gpu.xid", "XID errors", "ignored by checks.xid")
-        return
-    why = missing(xid)
-    if why is not None:
-        j.skip("gpu.xid", "XID errors", why)
-        return
-    events = [e for e in xid.get("events") or [] if isinstance(e, dict)]
-    src = xid.get("source", "kernel log")
-    if not events:
-        j.ok("gpu.xid", "XID errors", "none since boot", "none", f"read from {src}")
-        return
-    counts: dict[int, int] = {}
-    for e in events:
-        code = e.get("xid")
-        if isinstance(code, int):
-            counts[code] = counts.get(code, 0) + 1
-    hardware = sorted(c for c in counts if c not in APPLICATION_XIDS)
-    shown = ", ".join(f"{c} ×{n}" if n > 1 else str(c) for c, n in sorted(counts.items()))
-    worst = next((e for e in events if e.get("xid") in hardware), events[0])
-    code = worst.get("xid")
-    detail = (
-        f"XID {code} ({XID_MEANING.get(code, 'see NVIDIA XID catalog')}) on {worst.get('pci')}: "
-        f"{worst.get('text', '')} [{src}]"
-    )
-    observed = f"{len(events)} event(s): XID {shown}"
-    if not hardware:
-        j.warn("gpu.xid", "XID errors", observed, "none", "application-level XIDs only; " + detail)
-    else:
-        j.policy("gpu.xid", "XID errors", "warn" if policy == "warn" else "fail", observed, "none", detail)
-
-
-def _card(spec: Spec, g: dict[str, Any], j: Judge) -> None:
+def _card(spec: Spec, g: Json, j: Recorder) -> None:
     c = spec.checks
-    name = g.get("name")
     if "unavailable" in g:
-        j.fail("gpu.handle", "GPU handle", None, None, str(g["unavailable"]))
+        j.check("gpu.handle", "GPU handle").fail(None, None, str(g["unavailable"]))
         return
-    gs = _spec_for(spec, name)
-    # model
-    if missing(name):
-        j.fail("gpu.model", "model", None, None, f"name unreadable: {missing(name)}")
-    elif gs is None:
-        j.fail(
-            "gpu.model",
-            "model",
-            name,
-            " | ".join(s.model for s in spec.hardware.gpus),
-            "matches no GPU model of the spec",
-        )
-    else:
-        j.ok("gpu.model", "model", name, gs.model)
-
-    # memory
-    mem = g.get("memory_total_bytes")
-    if gs is None or gs.memory_gb is None:
-        j.skip(
-            "gpu.memory",
-            "memory",
-            "not compared: this GPU matches no model of the spec (see gpu.model)"
-            if gs is None
-            else "the spec gives no memory size for this model",
-            gib(mem) if isinstance(mem, int) else None,
-        )
-    elif missing(mem):
-        j.fail("gpu.memory", "memory", None, f"{gs.memory_gb:g} GB", f"unreadable: {missing(mem)}")
-    else:
-        # cards are sold in GB but report GiB after the driver's reserve (80GB -> ~79.6 GiB)
-        low = gs.memory_gb * (1 - c.gpu_memory_tolerance)
-        have = mem / 2**30
-        if have >= low:
-            j.ok("gpu.memory", "memory", gib(mem), f"{gs.memory_gb:g} GB")
-        else:
-            j.fail(
-                "gpu.memory",
-                "memory",
-                gib(mem),
-                f"{gs.memory_gb:g} GB",
-                f"below {low:.1f} GiB (tolerance {c.gpu_memory_tolerance:.0%})",
-            )
-
-    # persistence
-    pm = g.get("persistence_mode")
-    if c.persistence_mode == "ignore":
-        j.skip("gpu.persistence", "persistence mode", "ignored by checks.persistence_mode")
-    elif missing(pm):
-        j.skip("gpu.persistence", "persistence mode", missing(pm) or "")
-    elif pm:
-        j.ok("gpu.persistence", "persistence mode", "enabled", "enabled")
-    else:
-        j.policy(
-            "gpu.persistence",
-            "persistence mode",
-            c.persistence_mode,
-            "disabled",
-            "enabled",
-            "persistence mode off: the driver tears down state between jobs (nvidia-persistenced)",
-        )
-
-    _ecc(c, g, j)
-    _pcie(gs, c, g, j)
-    _nvlink(gs, g, j)
-
-    # temperature
-    t = g.get("temperature_c")
-    if missing(t):
-        j.skip("gpu.temperature", "temperature", missing(t) or "")
-    elif t >= c.gpu_temp_max_c:
-        j.fail(
-            "gpu.temperature", "temperature", f"{t} C", f"< {c.gpu_temp_max_c} C", "at or above the maximum"
-        )
-    elif t >= c.gpu_temp_warn_c:
-        j.warn("gpu.temperature", "temperature", f"{t} C", f"< {c.gpu_temp_warn_c} C", "running hot")
-    else:
-        j.ok("gpu.temperature", "temperature", f"{t} C", f"< {c.gpu_temp_warn_c} C")
-
-    # clocks-event reasons
-    reasons = g.get("clocks_event_reasons")
-    if missing(reasons):
-        j.skip("gpu.clocks_event_reasons", "clocks-event reasons", missing(reasons) or "")
-    else:
-        active = list(reasons)
-        hard = [r for r in active if r in HARD_SLOWDOWNS]
-        other = [r for r in active if r not in c.allowed_clock_event_reasons and r not in HARD_SLOWDOWNS]
-        shown = ", ".join(active) or "none"
-        allowed = "only " + ", ".join(c.allowed_clock_event_reasons)
-        if hard:
-            j.fail(
-                "gpu.clocks_event_reasons",
-                "clocks-event reasons",
-                shown,
-                allowed,
-                f"clocks held down by {', '.join(hard)}: check cooling and power delivery",
-            )
-        elif other:
-            j.warn(
-                "gpu.clocks_event_reasons",
-                "clocks-event reasons",
-                shown,
-                allowed,
-                f"not in the allowed list: {', '.join(other)}",
-            )
-        else:
-            j.ok("gpu.clocks_event_reasons", "clocks-event reasons", shown, allowed)
-
-    # power limit vs default
-    lim, dflt = g.get("power_limit_mw"), g.get("power_default_limit_mw")
-    if missing(lim) or missing(dflt) or not dflt:
-        j.skip("gpu.power_limit", "power limit", missing(lim) or missing(dflt) or "no default limit")
-    else:
-        ratio = lim / dflt
-        obs, exp = f"{lim / 1000:.0f} W", f">= {c.power_limit_min_ratio:.0%} of {dflt / 1000:.0f} W"
-        if ratio < c.power_limit_min_ratio:
-            j.warn(
-                "gpu.power_limit",
-                "power limit",
-                obs,
-                exp,
-                f"capped at {ratio:.0%} of the default limit (nvidia-smi -pl)",
-            )
-        else:
-            j.ok("gpu.power_limit", "power limit", obs, exp)
-
-    # MIG
-    mig, mig_p = g.get("mig_mode_current"), g.get("mig_mode_pending")
-    if c.mig == "any":
-        j.skip("gpu.mig", "MIG mode", "checks.mig is 'any'")
-    elif missing(mig):
-        why = missing(mig) or ""
-        if c.mig == "disabled" and "not supported" in why:
-            j.ok("gpu.mig", "MIG mode", "not supported", "disabled")
-        else:
-            j.skip("gpu.mig", "MIG mode", why)
-    else:
-        want = c.mig == "enabled"
-        obs = "enabled" if mig else "disabled"
-        if bool(mig) != want:
-            j.fail("gpu.mig", "MIG mode", obs, c.mig, f"MIG is {obs}; the spec wants it {c.mig}")
-        elif isinstance(mig_p, bool) and mig_p != mig:
-            j.warn("gpu.mig", "MIG mode", obs, c.mig, "a MIG mode change is pending a GPU reset")
-        else:
-            j.ok("gpu.mig", "MIG mode", obs, c.mig)
-
-    cm = g.get("compute_mode")
-    if c.compute_mode == "any":
-        j.skip(
-            "gpu.compute_mode",
-            "compute mode",
-            "checks.compute_mode is 'any'",
-            cm if isinstance(cm, str) else None,
-        )
-    elif missing(cm):
-        j.skip("gpu.compute_mode", "compute mode", missing(cm) or "")
-    elif cm == c.compute_mode:
-        j.ok("gpu.compute_mode", "compute mode", cm, c.compute_mode)
-    else:
-        j.fail("gpu.compute_mode", "compute mode", cm, c.compute_mode, "set it with nvidia-smi -c")
+    gs = _spec_for(spec, g.get("name"))
+    gpu_identity.check_model(spec, gs, g, j)
+    gpu_identity.check_memory(c, gs, g, j)
+    gpu_identity.check_persistence(c, g, j)
+    gpu_health.check_ecc(c, g, j)
+    gpu_health.check_remap(g, j)
+    gpu_links.check_pcie(gs, c, g, j)
+    gpu_links.check_nvlink(gs, g, j)
+    gpu_clocks.check_temperature(c, g, j)
+    gpu_clocks.check_clock_events(c, g, j)
+    gpu_clocks.check_power_limit(c, g, j)
+    gpu_identity.check_mig(c, g, j)
+    gpu_identity.check_compute_mode(c, g, j)
 
 
-def _ecc(c: Any, g: dict[str, Any], j: Judge) -> None:
-    mode, pending = g.get("ecc_mode_current"), g.get("ecc_mode_pending")
-    if c.ecc == "ignore":
-        j.skip("gpu.ecc.mode", "ECC mode", "ignored by checks.ecc")
-    elif missing(mode):
-        j.policy("gpu.ecc.mode", "ECC mode", c.ecc, None, "enabled", f"ECC mode unreadable: {missing(mode)}")
-    elif not mode:
-        hint = "; enabling is pending a reboot" if pending is True else " (nvidia-smi -e 1, then reboot)"
-        j.policy("gpu.ecc.mode", "ECC mode", c.ecc, "disabled", "enabled", f"ECC is off{hint}")
-    elif pending is False:
-        j.warn("gpu.ecc.mode", "ECC mode", "enabled", "enabled", "ECC will be disabled at the next reboot")
-    else:
-        j.ok("gpu.ecc.mode", "ECC mode", "enabled", "enabled")
-
-    # the volatile count is a live fault; the lifetime count is history worth watching
-    for key, cid, label, status, bad in (
-        (
-            "ecc_volatile_uncorrected",
-            "gpu.ecc.volatile_uncorrected",
-            "ECC uncorrected (volatile)",
-            Status.FAIL,
-            "uncorrectable ECC error(s) since the driver loaded: drain the GPU and reset it",
-        ),
-        (
-            "ecc_aggregate_uncorrected",
-            "gpu.ecc.aggregate_uncorrected",
-            "ECC uncorrected (lifetime)",
-            Status.WARN,
-            "uncorrectable ECC error(s) over the card's life: watch it",
-        ),
-    ):
-        count = g.get(key)
-        if c.ecc == "ignore":
-            j.skip(cid, label, "ignored by checks.ecc")
-        elif missing(count):
-            j.skip(cid, label, missing(count) or "")
-        elif count:
-            j.add(cid, label, status, count, 0, f"{count} {bad}")
-        else:
-            j.ok(cid, label, 0, 0)
-
-    for key, cid, label, bad in (
-        (
-            "remapped_rows_pending",
-            "gpu.remap.pending",
-            "row remap pending",
-            "a row remap is pending: reset the GPU to apply it",
-        ),
-        (
-            "remapped_rows_failure",
-            "gpu.remap.failure",
-            "row remap failure",
-            "row remapping failed: the card is out of spare rows (RMA)",
-        ),
-        (
-            "retired_pages_pending",
-            "gpu.retired_pages.pending",
-            "page retirement pending",
-            "retired pages are pending: reset the GPU to blacklist them",
-        ),
-    ):
-        v = g.get(key)
-        if missing(v):
-            j.skip(cid, label, missing(v) or "")
-        elif v:
-            j.fail(cid, label, "yes", "no", bad)
-        else:
-            j.ok(cid, label, "no", "no")
-
-
-def _pcie(gs: GpuSpec | None, c: Any, g: dict[str, Any], j: Judge) -> None:
-    if c.pcie == "ignore":
-        for cid in ("gpu.pcie.gen", "gpu.pcie.width", "gpu.pcie.width_current"):
-            j.skip(cid, cid.removeprefix("gpu."), "ignored by checks.pcie")
-        return
-    policy = "warn" if c.pcie == "warn" else "fail"
-    gen_max, gen_cur, gen_gpu = g.get("pcie_gen_max"), g.get("pcie_gen_current"), g.get("pcie_gen_gpu_max")
-    want_gen = gs.pcie_gen if gs and gs.pcie_gen else (gen_gpu if isinstance(gen_gpu, int) else None)
-    idle = f"current gen {gen_cur}" + (
-        " (an idle GPU downclocks its link: not a fault)"
-        if isinstance(gen_cur, int) and isinstance(gen_max, int) and gen_cur < gen_max
-        else ""
-    )
-    if missing(gen_max):
-        j.skip("gpu.pcie.gen", "PCIe generation", missing(gen_max) or "")
-    elif want_gen is None:
-        j.skip(
-            "gpu.pcie.gen",
-            "PCIe generation",
-            "the card's own maximum is unknown and the spec gives none",
-            f"Gen{gen_max}",
-        )
-    elif gen_max < want_gen:
-        j.policy(
-            "gpu.pcie.gen",
-            "PCIe generation",
-            policy,
-            f"Gen{gen_max}",
-            f"Gen{want_gen}",
-            f"the link can only train to Gen{gen_max}: slot, riser or BIOS setting; {idle}",
-        )
-    else:
-        j.ok("gpu.pcie.gen", "PCIe generation", f"Gen{gen_max}", f"Gen{want_gen}", idle)
-
-    w_max, w_cur = g.get("pcie_width_max"), g.get("pcie_width_current")
-    info = _card_info(g.get("name"))
-    # every data-center and workstation card in the compat data is x16; NVML has no "GPU max width"
-    want_w = gs.pcie_width if gs and gs.pcie_width else getattr(info, "pcie_width", None) or 16
-    if missing(w_max):
-        j.skip("gpu.pcie.width", "PCIe width", missing(w_max) or "")
-    elif w_max < want_w:
-        j.policy(
-            "gpu.pcie.width",
-            "PCIe width",
-            policy,
-            f"x{w_max}",
-            f"x{want_w}",
-            f"the link is only x{w_max} capable: wrong slot, riser or bifurcation setting",
-        )
-    else:
-        j.ok("gpu.pcie.width", "PCIe width", f"x{w_max}", f"x{want_w}")
-    if missing(w_cur) or missing(w_max):
-        j.skip("gpu.pcie.width_current", "PCIe width (current)", missing(w_cur) or missing(w_max) or "")
-    elif w_cur < w_max:
-        j.policy(
-            "gpu.pcie.width_current",
-            "PCIe width (current)",
-            policy,
-            f"x{w_cur}",
-            f"x{w_max}",
-            f"trained at x{w_cur} of x{w_max}: reseat the card or check the riser",
-        )
-    else:
-        j.ok("gpu.pcie.width_current", "PCIe width (current)", f"x{w_cur}", f"x{w_max}")
-
-
-def _nvlink(gs: GpuSpec | None, g: dict[str, Any], j: Judge) -> None:
-    links = g.get("nvlink")
-    want = gs.nvlink if gs else None
-    why = missing(links)
-    if want is False:
-        j.skip("gpu.nvlink", "NVLink", "the spec expects no NVLink")
-    elif why is not None:
-        if why == NO_NVLINK:
-            if want:
-                j.fail(
-                    "gpu.nvlink", "NVLink", "not supported", "links up", "NVLink not supported on this card"
-                )
-            else:
-                j.skip("gpu.nvlink", "NVLink", "NVLink not supported on this card")
-        else:
-            j.skip("gpu.nvlink", "NVLink", why)
-    else:
-        up = [link for link in links if isinstance(link, dict) and link.get("active")]
-        down = [str(link.get("link")) for link in links if isinstance(link, dict) and not link.get("active")]
-        obs = f"{len(up)}/{len(links)} up"
-        if not down:
-            j.ok("gpu.nvlink", "NVLink", obs, "all up")
-        elif not up and want is None:
-            j.warn(
-                "gpu.nvlink", "NVLink", obs, "all up", "the card has NVLink but no link is up (no bridge?)"
-            )
-        else:
-            j.fail("gpu.nvlink", "NVLink", obs, "all up", f"link(s) {', '.join(down)} down")
-
-
-def check_gpus(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
-    node = Judge("gpu")
+def check_gpus(spec: Spec, snap: Json) -> list[CheckResult]:
+    node = Recorder("gpu")
     if not spec.hardware.gpus:
-        node.skip("gpu.count", "GPU count", "the spec lists no GPUs")
+        node.check("gpu.count", "GPU count").skip("the spec lists no GPUs")
         return node.results
     gpus = _node(spec, snap, node)
-    _xid(spec, snap, node)
+    gpu_health.check_xid(spec, snap, node)
     if gpus is not None:
         check_fabric(snap, gpus, node)
     else:
-        node.skip("gpu.fabric", "NVSwitch fabric", "NVML unavailable (see gpu.nvml)")
+        node.check("gpu.fabric", "NVSwitch fabric").skip("NVML unavailable (see gpu.nvml)")
     results = node.results
     for i, g in enumerate(gpus or []):
-        j = Judge(f"gpu{g.get('index', i)}")
+        j = Recorder(f"gpu{g.get('index', i)}")
         _card(spec, g, j)
         results += j.results
     return results

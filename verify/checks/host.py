@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from dlverify.checks.common import Judge, gb, get, missing, version_matches
+from dlverify.checks.common import Json, gb, get, missing, version_matches
 from dlverify.checks.ram import check_ram
 from dlverify.hwspec.model import Spec
-from dlverify.results import CheckResult
+from dlverify.results import CheckResult, Recorder
 
 
 def _cpu_tokens(text: str) -> list[str]:
@@ -23,41 +22,41 @@ def cpu_model_matches(want: str, have: str) -> bool:
     return all(t in h for t in _cpu_tokens(want))
 
 
-def _os(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+def _os(spec: Spec, host: Json, j: Recorder) -> None:
     want = spec.software.os
     os_ = host.get("os")
     if want is None:
-        j.skip("host.os", "OS", "the spec does not pin an OS", get(os_, "pretty_name"))
+        j.check("host.os", "OS").skip("the spec does not pin an OS", get(os_, "pretty_name"))
         return
     exp = f"{want.name} {want.version}"
     if missing(os_):
-        j.fail("host.os", "OS", None, exp, f"OS unreadable: {missing(os_)}")
+        j.check("host.os", "OS").fail(None, exp, f"OS unreadable: {missing(os_)}")
         return
     name, ident, ver = str(os_.get("name")), str(os_.get("id")), str(os_.get("version_id"))
     obs = f"{name} {ver}"
     name_ok = want.name.lower() in name.lower() or want.name.lower() == ident.lower()
     if name_ok and version_matches(want.version, ver):
-        j.ok("host.os", "OS", obs, exp)
+        j.check("host.os", "OS").ok(obs, exp)
     else:
-        j.fail("host.os", "OS", obs, exp, f"this host runs {os_.get('pretty_name', obs)}")
+        j.check("host.os", "OS").fail(obs, exp, f"this host runs {os_.get('pretty_name', obs)}")
 
 
-def _cpu(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+def _cpu(spec: Spec, host: Json, j: Recorder) -> None:
     want = spec.hardware.cpu
     cpu = host.get("cpu")
     if want is None:
-        j.skip("host.cpu.model", "CPU model", "the spec does not describe the CPU", get(cpu, "model"))
+        j.check("host.cpu.model", "CPU model").skip("the spec does not describe the CPU", get(cpu, "model"))
         return
     why = missing(cpu)
     model = get(cpu, "model")
     if want.model is None:
-        j.skip("host.cpu.model", "CPU model", "the spec gives no CPU model", model)
+        j.check("host.cpu.model", "CPU model").skip("the spec gives no CPU model", model)
     elif why or missing(model):
-        j.fail("host.cpu.model", "CPU model", None, want.model, f"unreadable: {why or missing(model)}")
+        j.check("host.cpu.model", "CPU model").fail(None, want.model, f"unreadable: {why or missing(model)}")
     elif cpu_model_matches(want.model, model):
-        j.ok("host.cpu.model", "CPU model", model, want.model)
+        j.check("host.cpu.model", "CPU model").ok(model, want.model)
     else:
-        j.fail("host.cpu.model", "CPU model", model, want.model, "another CPU than the spec's")
+        j.check("host.cpu.model", "CPU model").fail(model, want.model, "another CPU than the spec's")
     for key, label, unit in (
         ("cores", "CPU cores", "physical cores"),
         ("threads", "CPU threads", "logical CPUs"),
@@ -69,40 +68,40 @@ def _cpu(spec: Spec, host: dict[str, Any], j: Judge) -> None:
         if wanted is None:
             continue
         if missing(have):
-            j.fail(cid, label, None, wanted, f"unreadable: {missing(have)}")
+            j.check(cid, label).fail(None, wanted, f"unreadable: {missing(have)}")
         elif have < wanted:
             extra = " (SMT/Hyper-Threading off?)" if key == "threads" else ""
-            j.fail(cid, label, have, wanted, f"{wanted - have} {unit} fewer than the spec{extra}")
+            j.check(cid, label).fail(have, wanted, f"{wanted - have} {unit} fewer than the spec{extra}")
         elif have > wanted:
-            j.warn(cid, label, have, wanted, f"{have - wanted} {unit} more than the spec")
+            j.check(cid, label).warn(have, wanted, f"{have - wanted} {unit} more than the spec")
         else:
-            j.ok(cid, label, have, wanted)
+            j.check(cid, label).ok(have, wanted)
 
 
-def _storage(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+def _storage(spec: Spec, host: Json, j: Recorder) -> None:
     disks = host.get("disks")
     mounts = host.get("mounts")
     tol = spec.checks.disk_tolerance
     used: set[str] = set()
     # biggest first, so a 2 TB item does not take the only 8 TB disk; reported in spec order
     order = sorted(range(len(spec.hardware.storage)), key=lambda i: -spec.hardware.storage[i].size_gb)
-    per_item: dict[int, Judge] = {}
+    per_item: dict[int, Recorder] = {}
     outer = j
     for i in order:
-        j = per_item[i] = Judge(outer.group)
+        j = per_item[i] = Recorder(outer.group)
         s = spec.hardware.storage[i]
         cid = f"host.storage[{i}]"
         label = f"storage: {s.label or f'{s.type} {s.size_gb:g} GB'}"
         exp = f"{s.type} >= {s.size_gb * (1 - tol):.0f} GB"
         if missing(disks):
-            j.fail(cid, label, None, exp, f"disks unreadable: {missing(disks)}")
+            j.check(cid, label).fail(None, exp, f"disks unreadable: {missing(disks)}")
             continue
         same = [d for d in disks if d.get("class") == s.type and isinstance(d.get("size_bytes"), int)]
         fits = [d for d in same if d["name"] not in used and d["size_bytes"] >= s.size_gb * 1e9 * (1 - tol)]
         if fits:
             d = min(fits, key=lambda d: d["size_bytes"])
             used.add(d["name"])
-            j.ok(cid, label, f"{d['name']} {s.type} {gb(d['size_bytes'])}", exp)
+            j.check(cid, label).ok(f"{d['name']} {s.type} {gb(d['size_bytes'])}", exp)
         else:
             seen = (
                 ", ".join(
@@ -113,43 +112,37 @@ def _storage(spec: Spec, host: dict[str, Any], j: Judge) -> None:
                 or "no disks"
             )
             why = f"no free {s.type} disk that large" if same else f"no {s.type} disk"
-            j.fail(cid, label, seen, exp, f"{why} (found: {seen})")
+            j.check(cid, label).fail(seen, exp, f"{why} (found: {seen})")
         if s.mount:
             mid = f"{cid}.mount"
             if missing(mounts):
-                j.fail(mid, f"mount {s.mount}", None, s.mount, f"mounts unreadable: {missing(mounts)}")
+                j.check(mid, f"mount {s.mount}").fail(None, s.mount, f"mounts unreadable: {missing(mounts)}")
                 continue
             m = next((m for m in mounts if m.get("mountpoint") == s.mount), None)
             if m is None:
-                j.fail(
-                    mid,
-                    f"mount {s.mount}",
-                    "not mounted",
-                    f"{s.mount} on {s.type}",
-                    f"{s.mount} is not a mount point",
+                j.check(mid, f"mount {s.mount}").fail(
+                    "not mounted", f"{s.mount} on {s.type}", f"{s.mount} is not a mount point"
                 )
             elif s.type not in (m.get("classes") or []):
-                j.fail(
-                    mid,
-                    f"mount {s.mount}",
+                j.check(mid, f"mount {s.mount}").fail(
                     f"{m.get('device')} ({', '.join(m.get('classes') or ['?'])})",
                     f"{s.mount} on {s.type}",
                     f"{s.mount} is not on a {s.type} disk",
                 )
             else:
-                j.ok(mid, f"mount {s.mount}", f"{m.get('device')} ({s.type})", f"{s.mount} on {s.type}")
+                j.check(mid, f"mount {s.mount}").ok(f"{m.get('device')} ({s.type})", f"{s.mount} on {s.type}")
     for i in sorted(per_item):
         outer.results += per_item[i].results
 
 
-def _network(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+def _network(spec: Spec, host: Json, j: Recorder) -> None:
     nics, rdma = host.get("nics"), host.get("rdma")
     for i, n in enumerate(spec.hardware.network):
         cid = f"host.network[{i}]"
         label = f"network: {n.label or f'{n.speed_gbps:g} GbE'}"
         exp = f"{n.count} × >= {n.speed_gbps:g} Gb/s"
         if missing(nics):
-            j.fail(cid, label, None, exp, f"NICs unreadable: {missing(nics)}")
+            j.check(cid, label).fail(None, exp, f"NICs unreadable: {missing(nics)}")
         else:
             fast = [
                 x
@@ -169,21 +162,19 @@ def _network(spec: Spec, host: dict[str, Any], j: Judge) -> None:
                 or "no physical NIC"
             )
             if len(fast) >= n.count:
-                j.ok(cid, label, ", ".join(f"{x['name']} {x['speed_mbps'] / 1000:g} Gb/s" for x in fast), exp)
+                j.check(cid, label).ok(
+                    ", ".join(f"{x['name']} {x['speed_mbps'] / 1000:g} Gb/s" for x in fast), exp
+                )
             else:
-                j.fail(
-                    cid,
-                    label,
-                    seen,
-                    exp,
-                    f"{len(fast)} of {n.count} link(s) at {n.speed_gbps:g} Gb/s or faster",
+                j.check(cid, label).fail(
+                    seen, exp, f"{len(fast)} of {n.count} link(s) at {n.speed_gbps:g} Gb/s or faster"
                 )
         if n.rdma:
             rid = f"{cid}.rdma"
             layer = "Ethernet" if n.rdma == "roce" else "InfiniBand"
             kind = "RoCE" if n.rdma == "roce" else "InfiniBand"
             if missing(rdma):
-                j.fail(rid, f"RDMA ({kind})", None, kind, f"RDMA devices unreadable: {missing(rdma)}")
+                j.check(rid, f"RDMA ({kind})").fail(None, kind, f"RDMA devices unreadable: {missing(rdma)}")
                 continue
             ports = [(d.get("name"), p) for d in rdma for p in d.get("ports") or []]
             good = [
@@ -192,14 +183,12 @@ def _network(spec: Spec, host: dict[str, Any], j: Judge) -> None:
                 if p.get("link_layer") == layer and p.get("state") == "ACTIVE"
             ]
             if len(good) >= n.count:
-                j.ok(rid, f"RDMA ({kind})", ", ".join(good), f"{n.count} active {kind} port(s)")
+                j.check(rid, f"RDMA ({kind})").ok(", ".join(good), f"{n.count} active {kind} port(s)")
             else:
                 seen = ", ".join(
                     f"{name}/{p.get('port')} {p.get('link_layer')} {p.get('state')}" for name, p in ports
                 )
-                j.fail(
-                    rid,
-                    f"RDMA ({kind})",
+                j.check(rid, f"RDMA ({kind})").fail(
                     seen or "no RDMA device",
                     f"{n.count} active {kind} port(s)",
                     "no RDMA device in /sys/class/infiniband (driver/rdma-core missing?)"
@@ -208,18 +197,16 @@ def _network(spec: Spec, host: dict[str, Any], j: Judge) -> None:
                 )
 
 
-def check_host(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
-    j = Judge("host")
+def check_host(spec: Spec, snap: Json) -> list[CheckResult]:
+    j = Recorder("host")
     host = snap.get("host")
     why = missing(host)
     if why is not None:
-        j.skip("host", "host", f"host not probed: {why}")
+        j.check("host", "host").skip(f"host not probed: {why}")
         return j.results
     _os(spec, host, j)
     kernel = host.get("kernel")
-    j.skip(
-        "host.kernel",
-        "kernel",
+    j.check("host.kernel", "kernel").skip(
         "informational: the spec does not pin a kernel",
         kernel if isinstance(kernel, str) else missing(kernel),
     )

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dlverify.checks.common import Judge, get, gib, missing
+from dlverify.checks.common import Json, get, gib, missing
 from dlverify.hwspec.model import RamSpec, Spec
+from dlverify.results import Recorder
 
 # what virtual machines' firmware reports for the memory type: no DDR generation to judge
 _GENERIC_TYPES = {"Other", "Unknown", "RAM", "DRAM"}
@@ -20,7 +21,7 @@ _GENERIC_TYPES = {"Other", "Unknown", "RAM", "DRAM"}
 _INSTALLED_TOLERANCE = 0.01
 
 
-def _dimms(host: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None, str]:
+def _dimms(host: Json) -> tuple[list[Json] | None, Json | None, str]:
     """(populated DIMMs, the SMBIOS record, why they are missing)."""
     smbios = get(host, "ram", "smbios")
     why = missing(smbios)
@@ -30,7 +31,7 @@ def _dimms(host: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str,
     return (dimms or None), smbios, "no DIMM listed"
 
 
-def _slot(d: dict[str, Any]) -> str:
+def _slot(d: Json) -> str:
     """Where a DIMM sits, as the board labels it: locator and bank ("P0 CHANNEL C / BANK 1")."""
     return " / ".join(str(x) for x in (d.get("locator"), d.get("bank")) if x) or "?"
 
@@ -39,9 +40,7 @@ def _gib_whole(n: int) -> str:
     return f"{n / 2**30:g} GiB"
 
 
-def _size(
-    want: RamSpec, host: dict[str, Any], dimms: list[dict[str, Any]] | None, tol: float, j: Judge
-) -> None:
+def _size(want: RamSpec, host: Json, dimms: list[Json] | None, tol: float, j: Recorder) -> None:
     total = get(host, "ram", "total_bytes")
     exp = f"{want.size_gib:g} GiB"
     sizes = [d.get("size_bytes") for d in dimms or []]
@@ -52,64 +51,54 @@ def _size(
             seen += f" ({gib(total)} usable)"
         have = installed / 2**30
         if have < want.size_gib * (1 - _INSTALLED_TOLERANCE):
-            j.fail(
-                "host.ram",
-                "RAM",
+            j.check("host.ram", "RAM").fail(
                 seen,
                 exp,
                 f"{want.size_gib - have:g} GiB short: a DIMM is missing, failed or was disabled at boot "
                 "(see host.ram.dimms and the BMC's event log)",
             )
         elif have > want.size_gib * (1 + _INSTALLED_TOLERANCE):
-            j.warn("host.ram", "RAM", seen, exp, "more RAM installed than the spec")
+            j.check("host.ram", "RAM").warn(seen, exp, "more RAM installed than the spec")
         else:
-            j.ok("host.ram", "RAM", seen, exp)
+            j.check("host.ram", "RAM").ok(seen, exp)
         return
     if missing(total):
-        j.fail("host.ram", "RAM", None, exp, f"unreadable: {missing(total)}")
+        j.check("host.ram", "RAM").fail(None, exp, f"unreadable: {missing(total)}")
         return
     # no DIMM list: the kernel's usable total, which is a few percent under what is installed
     have = total / 2**30
     if have < want.size_gib * (1 - tol):
-        j.fail(
-            "host.ram",
-            "RAM",
-            gib(total),
-            exp,
-            f"below {want.size_gib * (1 - tol):.0f} GiB (tolerance {tol:.0%})",
+        j.check("host.ram", "RAM").fail(
+            gib(total), exp, f"below {want.size_gib * (1 - tol):.0f} GiB (tolerance {tol:.0%})"
         )
     elif have > want.size_gib * (1 + tol):
-        j.warn("host.ram", "RAM", gib(total), exp, "more RAM than the spec")
+        j.check("host.ram", "RAM").warn(gib(total), exp, "more RAM than the spec")
     else:
-        j.ok("host.ram", "RAM", gib(total), exp)
+        j.check("host.ram", "RAM").ok(gib(total), exp)
 
 
-def _type(want: RamSpec, dimms: list[dict[str, Any]] | None, why: str, j: Judge) -> None:
+def _type(want: RamSpec, dimms: list[Json] | None, why: str, j: Recorder) -> None:
     if not want.type:
         return
     if dimms is None:
-        j.skip("host.ram.type", "RAM type", f"cannot see the DIMMs: {why}", expected=want.type)
+        j.check("host.ram.type", "RAM type").skip(f"cannot see the DIMMs: {why}", expected=want.type)
         return
     types = sorted({str(d.get("type")) for d in dimms})
     seen = ", ".join(types)
     if set(types) <= _GENERIC_TYPES:
-        j.skip(
-            "host.ram.type",
-            "RAM type",
+        j.check("host.ram.type", "RAM type").skip(
             f"the firmware reports the type only as {seen!r} (a virtual machine?): DDR generation unknown",
             seen,
             want.type,
         )
     elif all(t.upper() == want.type.upper() for t in types):
-        j.ok("host.ram.type", "RAM type", seen, want.type)
+        j.check("host.ram.type", "RAM type").ok(seen, want.type)
     else:
         odd = [_slot(d) for d in dimms if str(d.get("type")).upper() != want.type.upper()]
-        j.fail("host.ram.type", "RAM type", seen, want.type, f"DIMMs of another type: {', '.join(odd)}")
+        j.check("host.ram.type", "RAM type").fail(seen, want.type, f"DIMMs of another type: {', '.join(odd)}")
 
 
-def _ecc(
-    want: RamSpec, host: dict[str, Any], dimms: list[dict[str, Any]] | None, smbios: Any, j: Judge
-) -> None:
+def _ecc(want: RamSpec, host: Json, dimms: list[Json] | None, smbios: Any, j: Recorder) -> None:
     if not want.ecc:
         return
     name = "RAM ECC"
@@ -124,9 +113,7 @@ def _ecc(
             and d["total_width_bits"] <= d["data_width_bits"]
         ]
         if plain:
-            j.fail(
-                "host.ram.ecc",
-                name,
+            j.check("host.ram.ecc", name).fail(
                 f"{len(plain)} DIMM(s) without ECC bits",
                 "ECC",
                 f"total width = data width on {', '.join(plain)}: non-ECC modules",
@@ -134,9 +121,7 @@ def _ecc(
             return
         kinds = sorted({str(a.get("error_correction")) for a in (smbios or {}).get("arrays") or []})
         if "None" in kinds:
-            j.fail(
-                "host.ram.ecc",
-                name,
+            j.check("host.ram.ecc", name).fail(
                 "error correction: None (SMBIOS)",
                 "ECC",
                 "the firmware reports no error correction on the memory array: ECC disabled in the BIOS?",
@@ -147,11 +132,8 @@ def _ecc(
         if known and any(isinstance(d.get("total_width_bits"), int) for d in dimms):
             hardware = f"{', '.join(known)} (SMBIOS)"
     if isinstance(edac, int) and edac > 0:
-        j.ok(
-            "host.ram.ecc",
-            name,
-            ", ".join(filter(None, [hardware, f"{edac} EDAC memory controller(s)"])),
-            "ECC",
+        j.check("host.ram.ecc", name).ok(
+            ", ".join(filter(None, [hardware, f"{edac} EDAC memory controller(s)"])), "ECC"
         )
     elif isinstance(edac, int):
         why = (
@@ -159,18 +141,18 @@ def _ecc(
             if hardware
             else "ECC is off, or the kernel's EDAC driver is not loaded (check the BIOS and `edac-util`)"
         )
-        j.warn("host.ram.ecc", name, hardware or "no EDAC memory controller", "ECC", why)
+        j.check("host.ram.ecc", name).warn(hardware or "no EDAC memory controller", "ECC", why)
     else:
-        j.skip("host.ram.ecc", name, "not in the snapshot")
+        j.check("host.ram.ecc", name).skip("not in the snapshot")
 
 
-def _population(dimms: list[dict[str, Any]] | None, smbios: Any, why: str, j: Judge) -> None:
+def _population(dimms: list[Json] | None, smbios: Any, why: str, j: Recorder) -> None:
     name = "DIMMs"
     if dimms is None:
-        j.skip("host.ram.dimms", name, f"cannot see the DIMMs: {why}")
+        j.check("host.ram.dimms", name).skip(f"cannot see the DIMMs: {why}")
         return
 
-    def size(d: dict[str, Any]) -> str:
+    def size(d: Json) -> str:
         s = d.get("size_bytes")
         return _gib_whole(s) if isinstance(s, int) else "? GiB"
 
@@ -185,32 +167,25 @@ def _population(dimms: list[dict[str, Any]] | None, smbios: Any, why: str, j: Ju
     empty = (smbios or {}).get("empty_slots") or 0
     notes = [f"{empty} empty slot(s)"] if empty else []
     if len(kinds) > 1:
-        j.warn(
-            "host.ram.dimms",
-            name,
-            seen,
-            "one DIMM kind",
-            "mixed DIMM sizes or types: channels are uneven and memory bandwidth drops",
+        j.check("host.ram.dimms", name).warn(
+            seen, "one DIMM kind", "mixed DIMM sizes or types: channels are uneven and memory bandwidth drops"
         )
     elif len(running) > 1:
         slow = min(running)
         where = [_slot(d) for d in dimms if d.get("configured_speed_mts") == slow]
-        j.warn("host.ram.dimms", name, seen, "one speed", f"DIMMs at {slow} MT/s: {', '.join(where)}")
+        j.check("host.ram.dimms", name).warn(seen, "one speed", f"DIMMs at {slow} MT/s: {', '.join(where)}")
     else:
         if running and rated and max(running) < min(rated):
             notes.append("running below their rated speed (BIOS setting, or two DIMMs per channel)")
-        j.ok("host.ram.dimms", name, seen, detail="; ".join(notes))
+        j.check("host.ram.dimms", name).ok(seen, why="; ".join(notes))
 
 
-def check_ram(spec: Spec, host: dict[str, Any], j: Judge) -> None:
+def check_ram(spec: Spec, host: Json, j: Recorder) -> None:
     want = spec.hardware.ram
     total = get(host, "ram", "total_bytes")
     if want is None:
-        j.skip(
-            "host.ram",
-            "RAM",
-            "the spec does not give a RAM size",
-            gib(total) if isinstance(total, int) else None,
+        j.check("host.ram", "RAM").skip(
+            "the spec does not give a RAM size", gib(total) if isinstance(total, int) else None
         )
         return
     dimms, smbios, why = _dimms(host)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlverify.checks.common import Judge, get, missing, version_matches
+from dlverify.checks.common import Json, get, missing, version_matches
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import Spec
-from dlverify.results import CheckResult
+from dlverify.results import CheckResult, Recorder
 
 # spec frameworks key -> the key the env probe reports it under
 _FRAMEWORK_KEYS = {
@@ -37,27 +37,22 @@ _LABELS = {
 }
 
 
-def _toolkit(spec: Spec, sw: dict[str, Any], j: Judge) -> None:
+def _toolkit(spec: Spec, sw: Json, j: Recorder) -> None:
     want = spec.software.cuda
     tk = sw.get("cuda_toolkit")
     nvcc = get(tk, "nvcc")
     have = get(nvcc, "version")
     if not want:
-        j.skip(
-            "software.cuda_toolkit",
-            "CUDA toolkit",
-            "the spec does not pin a CUDA toolkit",
-            have if isinstance(have, str) else None,
+        j.check("software.cuda_toolkit", "CUDA toolkit").skip(
+            "the spec does not pin a CUDA toolkit", have if isinstance(have, str) else None
         )
         return
     installs = get(tk, "installs") if isinstance(get(tk, "installs"), dict) else {}
     at = [path for path, v in installs.items() if version_matches(want, v)]
     if isinstance(have, str) and vkey(have)[:2] == vkey(want)[:2]:
-        j.ok("software.cuda_toolkit", "CUDA toolkit", f"nvcc {have}", want, str(get(nvcc, "path")))
+        j.check("software.cuda_toolkit", "CUDA toolkit").ok(f"nvcc {have}", want, str(get(nvcc, "path")))
     elif at:
-        j.warn(
-            "software.cuda_toolkit",
-            "CUDA toolkit",
+        j.check("software.cuda_toolkit", "CUDA toolkit").warn(
             f"nvcc {have}" if isinstance(have, str) else "no nvcc",
             want,
             f"CUDA {want} is installed at {at[0]} but is not the default nvcc (/usr/local/cuda or PATH)",
@@ -65,46 +60,38 @@ def _toolkit(spec: Spec, sw: dict[str, Any], j: Judge) -> None:
     else:
         why = f"nvcc reports {have}" if isinstance(have, str) else (missing(nvcc) or missing(tk) or "no nvcc")
         listed = ", ".join(installs) or "no /usr/local/cuda-X.Y"
-        j.fail(
-            "software.cuda_toolkit",
-            "CUDA toolkit",
-            have if isinstance(have, str) else None,
-            want,
-            f"{why}; installed: {listed}",
+        j.check("software.cuda_toolkit", "CUDA toolkit").fail(
+            have if isinstance(have, str) else None, want, f"{why}; installed: {listed}"
         )
 
 
-def _cudnn(spec: Spec, sw: dict[str, Any], env: Any, j: Judge) -> None:
+def _cudnn(spec: Spec, sw: Json, env: Any, j: Recorder) -> None:
     want = spec.software.cudnn
     got = sw.get("cudnn")
     have = get(got, "version")
     if not want:
-        j.skip(
-            "software.cudnn", "cuDNN", "the spec does not pin cuDNN", have if isinstance(have, str) else None
+        j.check("software.cudnn", "cuDNN").skip(
+            "the spec does not pin cuDNN", have if isinstance(have, str) else None
         )
     elif isinstance(have, str) and version_matches(want, have):
-        j.ok("software.cudnn", "cuDNN", have, want, str(get(got, "source")))
+        j.check("software.cudnn", "cuDNN").ok(have, want, str(get(got, "source")))
     elif (
         not isinstance(have, str)
         and isinstance(get(env, "torch_cudnn"), str)
         and version_matches(want, get(env, "torch_cudnn"))
     ):
         # pip wheels of torch carry their own cuDNN: with no system copy, that is the one in use
-        j.ok(
-            "software.cudnn",
-            "cuDNN",
-            get(env, "torch_cudnn"),
-            want,
-            "no system cuDNN; the env's torch bundles it",
+        j.check("software.cudnn", "cuDNN").ok(
+            get(env, "torch_cudnn"), want, "no system cuDNN; the env's torch bundles it"
         )
     else:
         torch_cudnn = get(env, "torch_cudnn")
         bundled = f"; torch's own cuDNN is {torch_cudnn}" if isinstance(torch_cudnn, str) else ""
         why = f"system cuDNN is {have}" if isinstance(have, str) else (missing(got) or "not found")
-        j.fail("software.cudnn", "cuDNN", have if isinstance(have, str) else None, want, why + bundled)
+        j.check("software.cudnn", "cuDNN").fail(have if isinstance(have, str) else None, want, why + bundled)
 
 
-def _env(spec: Spec, snap: dict[str, Any], env: Any, j: Judge) -> None:
+def _env(spec: Spec, snap: Json, env: Any, j: Recorder) -> None:
     pe = spec.software.python_env
     sw = spec.software
     why = missing(env)
@@ -116,40 +103,36 @@ def _env(spec: Spec, snap: dict[str, Any], env: Any, j: Judge) -> None:
         no_env = "--no-env" in why
         for cid, label in labels.items():
             if no_env:
-                j.skip(cid, label, f"Python env not probed: {why}")
+                j.check(cid, label).skip(f"Python env not probed: {why}")
             elif cid == "software.python" and pe is not None:
-                j.fail(cid, label, None, pe.python, f"Python env not usable: {why}")
+                j.check(cid, label).fail(None, pe.python, f"Python env not usable: {why}")
             elif cid == "software.torch" and pe is not None:
-                j.fail(
-                    cid,
-                    label,
-                    None,
-                    sw.frameworks.get("pytorch"),
-                    "Python env not usable (see software.python)",
+                j.check(cid, label).fail(
+                    None, sw.frameworks.get("pytorch"), "Python env not usable (see software.python)"
                 )
             else:
-                j.skip(cid, label, "needs the Python env (see software.python)")
+                j.check(cid, label).skip("needs the Python env (see software.python)")
         return
     interp = env.get("interpreter", "?")
     pyv = env.get("python_version")
     if pe is None:
-        j.skip("software.python", "Python", f"the spec names no Python env (probed {interp})", pyv)
+        j.check("software.python", "Python").skip(f"the spec names no Python env (probed {interp})", pyv)
     elif version_matches(pe.python, pyv):
-        j.ok("software.python", "Python", pyv, pe.python, interp)
+        j.check("software.python", "Python").ok(pyv, pe.python, interp)
     else:
-        j.fail("software.python", "Python", pyv, pe.python, f"{interp} runs Python {pyv}")
+        j.check("software.python", "Python").fail(pyv, pe.python, f"{interp} runs Python {pyv}")
 
     torch = env.get("torch")
     want_torch = sw.frameworks.get("pytorch") or sw.frameworks.get("torch")
     if missing(torch):
         if want_torch or pe:
-            j.fail("software.torch", "PyTorch", None, want_torch, missing(torch) or "")
+            j.check("software.torch", "PyTorch").fail(None, want_torch, missing(torch) or "")
         else:
-            j.skip("software.torch", "PyTorch", missing(torch) or "")
+            j.check("software.torch", "PyTorch").skip(missing(torch) or "")
         for cid, label in list(labels.items())[2:]:
             if cid.startswith("software.framework."):
                 continue
-            j.skip(cid, label, "torch is not importable in the env")
+            j.check(cid, label).skip("torch is not importable in the env")
     else:
         _torch(spec, snap, env, want_torch, j)
     for name, want in sw.frameworks.items():
@@ -159,11 +142,9 @@ def _env(spec: Spec, snap: dict[str, Any], env: Any, j: Judge) -> None:
         have = env.get(key)
         cid = f"software.framework.{name}"
         if isinstance(have, str) and same_version(want, have):
-            j.ok(cid, name, have, want)
+            j.check(cid, name).ok(have, want)
         else:
-            j.fail(
-                cid,
-                name,
+            j.check(cid, name).fail(
                 have if isinstance(have, str) else None,
                 want,
                 f"{name} {have} in the env"
@@ -172,49 +153,40 @@ def _env(spec: Spec, snap: dict[str, Any], env: Any, j: Judge) -> None:
             )
 
 
-def _torch(spec: Spec, snap: dict[str, Any], env: dict[str, Any], want_torch: str | None, j: Judge) -> None:
+def _torch(spec: Spec, snap: Json, env: Json, want_torch: str | None, j: Recorder) -> None:
     sw = spec.software
     torch = env.get("torch")
     if not want_torch:
-        j.skip("software.torch", "PyTorch", "the spec does not pin PyTorch", torch)
+        j.check("software.torch", "PyTorch").skip("the spec does not pin PyTorch", torch)
     else:
         # "2.1.2" ignores the build tag; "2.1.2+cu121" must match it too
         same = same_version(want_torch, torch)
         if same:
-            j.ok("software.torch", "PyTorch", torch, want_torch)
+            j.check("software.torch", "PyTorch").ok(torch, want_torch)
         else:
-            j.fail("software.torch", "PyTorch", torch, want_torch, f"the env has torch {torch}")
+            j.check("software.torch", "PyTorch").fail(torch, want_torch, f"the env has torch {torch}")
 
     tc = env.get("torch_cuda")
     if not sw.cuda:
-        j.skip(
-            "software.torch_cuda",
-            "torch CUDA build",
-            "the spec does not pin CUDA",
-            tc if isinstance(tc, str) else None,
+        j.check("software.torch_cuda", "torch CUDA build").skip(
+            "the spec does not pin CUDA", tc if isinstance(tc, str) else None
         )
     elif missing(tc):
-        j.fail("software.torch_cuda", "torch CUDA build", None, sw.cuda, missing(tc) or "")
+        j.check("software.torch_cuda", "torch CUDA build").fail(None, sw.cuda, missing(tc) or "")
     elif vkey(tc)[:2] == vkey(sw.cuda)[:2]:
-        j.ok("software.torch_cuda", "torch CUDA build", tc, sw.cuda)
+        j.check("software.torch_cuda", "torch CUDA build").ok(tc, sw.cuda)
     else:
-        j.fail(
-            "software.torch_cuda",
-            "torch CUDA build",
-            tc,
-            sw.cuda,
-            f"torch was built for CUDA {tc}, not {sw.cuda}",
+        j.check("software.torch_cuda", "torch CUDA build").fail(
+            tc, sw.cuda, f"torch was built for CUDA {tc}, not {sw.cuda}"
         )
 
     avail = env.get("cuda_available")
     if not spec.hardware.gpus:
-        j.skip("software.cuda_available", "torch.cuda.is_available()", "the spec lists no GPUs", avail)
+        j.check("software.cuda_available", "torch.cuda.is_available()").skip("the spec lists no GPUs", avail)
     elif avail is True:
-        j.ok("software.cuda_available", "torch.cuda.is_available()", "True", "True")
+        j.check("software.cuda_available", "torch.cuda.is_available()").ok("True", "True")
     else:
-        j.fail(
-            "software.cuda_available",
-            "torch.cuda.is_available()",
+        j.check("software.cuda_available", "torch.cuda.is_available()").fail(
             "error" if missing(avail) else avail,
             "True",
             missing(avail) or "torch cannot use the GPUs (driver missing, or a CPU-only torch build)",
@@ -225,13 +197,11 @@ def _torch(spec: Spec, snap: dict[str, Any], env: dict[str, Any], want_torch: st
     expect = nvml_count if isinstance(nvml_count, int) else spec.hardware.gpu_count
     src = "NVML" if isinstance(nvml_count, int) else "the spec (NVML unavailable)"
     if missing(count):
-        j.fail("software.torch_device_count", "torch device count", None, expect, missing(count) or "")
+        j.check("software.torch_device_count", "torch device count").fail(None, expect, missing(count) or "")
     elif count == expect and (count > 0 or not spec.hardware.gpus):
-        j.ok("software.torch_device_count", "torch device count", count, f"{expect} ({src})")
+        j.check("software.torch_device_count", "torch device count").ok(count, f"{expect} ({src})")
     else:
-        j.fail(
-            "software.torch_device_count",
-            "torch device count",
+        j.check("software.torch_device_count", "torch device count").fail(
             count,
             f"{expect} ({src})",
             f"torch sees {count} GPU(s), {src} {expect} (CUDA_VISIBLE_DEVICES? a lost GPU?)",
@@ -239,38 +209,35 @@ def _torch(spec: Spec, snap: dict[str, Any], env: dict[str, Any], want_torch: st
 
     nccl = env.get("nccl")
     if spec.hardware.gpu_count <= 1:  # NCCL is for collectives between GPUs: nothing in the spec asks for it
-        j.skip(
-            "software.nccl",
-            "NCCL",
-            "nothing in the spec asks for NCCL (fewer than two GPUs)",
-            nccl if isinstance(nccl, str) else None,
+        j.check("software.nccl", "NCCL").skip(
+            "nothing in the spec asks for NCCL (fewer than two GPUs)", nccl if isinstance(nccl, str) else None
         )
     elif isinstance(nccl, str) and nccl:
-        j.ok("software.nccl", "NCCL", nccl, "present")
+        j.check("software.nccl", "NCCL").ok(nccl, "present")
     else:
-        j.fail("software.nccl", "NCCL", None, "present", missing(nccl) or "torch reports no NCCL")
+        j.check("software.nccl", "NCCL").fail(None, "present", missing(nccl) or "torch reports no NCCL")
 
 
-def _tools(spec: Spec, sw: dict[str, Any], j: Judge) -> None:
+def _tools(spec: Spec, sw: Json, j: Recorder) -> None:
     tools = sw.get("tools") if isinstance(sw.get("tools"), dict) else {}
     for section in ("containers", "monitoring"):
         for name, want in getattr(spec.software, section).items():
             cid = f"software.{section}.{name}"
             have = tools.get(name)
             if isinstance(have, str) and version_matches(want, have):
-                j.ok(cid, name, have, want)
+                j.check(cid, name).ok(have, want)
             elif isinstance(have, str):
-                j.fail(cid, name, have, want, f"{name} {have} is installed")
+                j.check(cid, name).fail(have, want, f"{name} {have} is installed")
             else:
-                j.fail(cid, name, None, want, missing(have) or "not probed")
+                j.check(cid, name).fail(None, want, missing(have) or "not probed")
 
 
-def check_software(spec: Spec, snap: dict[str, Any]) -> list[CheckResult]:
-    j = Judge("software")
+def check_software(spec: Spec, snap: Json) -> list[CheckResult]:
+    j = Recorder("software")
     sw = snap.get("software")
     why = missing(sw)
     if why is not None:
-        j.skip("software", "software", f"software not probed: {why}")
+        j.check("software", "software").skip(f"software not probed: {why}")
         return j.results
     env = sw.get("python_env")
     _toolkit(spec, sw, j)

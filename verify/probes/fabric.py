@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dlverify.probes.nvml import Unavailable
+from dlverify.unavailable import Unavailable
 
 NVIDIA_VENDOR = "0x10de"
 NVSWITCH_CLASS = "0x0680"  # PCI class "bridge, other" (0x0680xx), which on NVIDIA's vendor id is an NVSwitch

@@ -9,37 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlverify.probes.nvml import NvmlInitError, Unavailable, is_unavailable, query, session
+from dlverify import clocks
+from dlverify.probes.nvml import NvmlInitError, query, session
+from dlverify.unavailable import NO_FABRIC, NO_NVLINK, Unavailable, is_unavailable
 
-# NVML clocks-event (formerly "throttle") reason bits -> the names nvidia-smi prints, lower_snake_case.
-# The bit values are NVML's ABI (nvml.h nvmlClocksEventReason*), stable across driver branches.
-CLOCK_EVENT_REASONS: dict[int, str] = {
-    0x1: "gpu_idle",
-    0x2: "applications_clocks_setting",
-    0x4: "sw_power_cap",
-    0x8: "hw_slowdown",
-    0x10: "sync_boost",
-    0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown",
-    0x80: "hw_power_brake_slowdown",
-    0x100: "display_clock_setting",  # nvidia-smi -q -x says display_clocks_setting
-}
+# NVML clocks-event (formerly "throttle") reason bits -> names: the table is dlverify.clocks
+CLOCK_EVENT_REASONS: dict[int, str] = {r.bit: r.name for r in clocks.REASONS}
 
 COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
 
-NO_NVLINK = "no NVLink on this card"
 # nvmlGpuFabricState_t: how far nvidia-fabricmanager got in registering this GPU with the NVSwitch fabric
 FABRIC_STATES = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
-NO_FABRIC = "no NVSwitch fabric on this GPU"
 _NOT_HERE = ("not in this driver's NVML", "not in this nvidia-ml-py version")
 
 
-def decode_clock_event_reasons(mask: int) -> list[str]:
-    names = [name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit]
-    unknown = mask & ~sum(CLOCK_EVENT_REASONS)
-    if unknown:
-        names.append(f"unknown_0x{unknown:x}")
-    return names
+decode_clock_event_reasons = clocks.decode
 
 
 def cuda_version_string(value: int | Unavailable) -> str | Unavailable:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dlverify.probes.fabric import probe_fabric_host
-from dlverify.probes.nvml import Unavailable
 from dlverify.probes.smbios import probe_smbios
+from dlverify.unavailable import Unavailable
 
 # block devices that are never a disk someone bought
 _SKIP_BLOCK = re.compile(r"^(loop|ram|zram|dm-|sr|fd|nbd|md)\d*")

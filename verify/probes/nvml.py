@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+# the sentinel lives in dlverify.unavailable; re-exported here for the probes' long-standing import
+from dlverify.unavailable import Unavailable as Unavailable
+from dlverify.unavailable import is_unavailable as is_unavailable
 
 T = TypeVar("T")
 
@@ -19,23 +22,6 @@ try:  # nvidia-ml-py is a hard dependency, but the verifier must still speak whe
     import pynvml as _pynvml
 except Exception:  # pragma: no cover - exercised only on a broken install
     _pynvml = None
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    """A value NVML (or another probe) could not give, and why."""
-
-    reason: str
-
-    def __bool__(self) -> bool:  # so `if value:` never mistakes it for data
-        return False
-
-    def to_json(self) -> dict[str, str]:
-        return {"unavailable": self.reason}
-
-
-def is_unavailable(value: object) -> bool:
-    return isinstance(value, Unavailable) or (isinstance(value, dict) and set(value) == {"unavailable"})
 
 
 class NvmlInitError(RuntimeError):
@@ -66,8 +52,10 @@ def query(fn: Callable[..., T] | str, *args: Any) -> T | Unavailable:
         if isinstance(fn, str):
             if _pynvml is None:
                 return Unavailable("nvidia-ml-py is not importable")
-            fn = getattr(_pynvml, fn)
-        value = fn(*args)
+            call = getattr(_pynvml, fn)
+        else:
+            call = fn
+        value = call(*args)
     except Exception as exc:  # NVMLError and its many subclasses, AttributeError for old bindings
         return Unavailable(_reason(exc))
     if isinstance(value, bytes):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dlverify.probes.nvml import Unavailable
+from dlverify.unavailable import Unavailable
 
 DMI_TABLE = "sys/firmware/dmi/tables/DMI"
 

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from dlverify.probes.nvml import Unavailable
+from dlverify.unavailable import Unavailable
 
 ENV_TIMEOUT_S = 60.0  # a cold `import torch` on a slow disk takes tens of seconds
 TOOL_TIMEOUT_S = 10.0
