@@ -30,11 +30,15 @@ lint: test-venv
 	$(BIN)/python tools/typecheck.py
 	PATH="$(abspath $(BIN)):$$PATH" tools/harness/lint.sh
 
-# dmidecode is the independent witness of the SMBIOS (DIMM) decoder's test; installed where apt and root allow
+# dmidecode is the independent witness of the SMBIOS (DIMM) decoder's test, chromium draws the fleet HTML report;
+# installed where apt and root allow
 host-tools:
 	@command -v dmidecode >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dmidecode; } >/dev/null; } \
 	  || echo "make: dmidecode is not installed (apt-get install dmidecode): its witness test will be skipped"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; } \
+	  || echo "make: chromium is not installed (apt-get install chromium): the HTML report's browser test will be skipped"
 
 pytest: test-venv host-tools
 	$(BIN)/python -m pytest -q

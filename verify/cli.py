@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlverify import cmd_bench, cmd_check, cmd_spec
+    from dlverify import cmd_bench, cmd_check, cmd_fleet, cmd_spec
 
     parser = _Parser(
         prog="dlverify",
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_spec.register(sub)
     cmd_check.register(sub)
     cmd_bench.register(sub)
+    cmd_fleet.register(sub)
     return parser
 
 

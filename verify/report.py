@@ -18,7 +18,7 @@ from dlverify import __version__
 from dlverify.results import CheckResult, Status, exit_code, summarize
 
 JSON_SCHEMA_ID = "dlverify.report/1"
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "line")
 
 _STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 
@@ -112,6 +112,20 @@ def render_table(
     return buf.getvalue()
 
 
+def render_line(results: Sequence[CheckResult]) -> str:
+    """One line, for health-check programs (Slurm, NHC): OK with the counts, or the first failure and how
+    many more there are. Newlines in a detail are folded: the line is always one."""
+    c = summarize(results)
+    failed = [r for r in results if r.status is Status.FAIL]
+    if not failed:
+        return f"OK: {c['pass']} passed, {c['warn']} warnings, {c['skip']} skipped\n"
+    first = failed[0]
+    where = f" ({first.group})" if first.group.startswith("gpu") and first.group != "gpu" else ""
+    more = f" [+{len(failed) - 1} more: {', '.join(r.id for r in failed[1:4])}]" if len(failed) > 1 else ""
+    text = " ".join(f"FAIL {first.id}{where}: {first.detail}{more}".split())
+    return (text[:497] + "...\n") if len(text) > 500 else text + "\n"
+
+
 def render(
     results: Sequence[CheckResult],
     fmt: str,
@@ -125,6 +139,8 @@ def render(
         return render_json(results, command=command, meta=meta)
     if fmt == "junit":
         return render_junit(results, command=command)
+    if fmt == "line":
+        return render_line(results)
     if fmt == "table":
         return render_table(results, title=title, color=color)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

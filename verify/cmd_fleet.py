@@ -1,0 +1,97 @@
+"""`dlverify fleet report DIR`: one report over a folder of per-host results (see dlverify.fleet)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dlverify.results import EXIT_USAGE
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v < 1e6:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _share(text: str) -> float:
+    v = _positive(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"a share below 1 (0.05 = 5%), got {text}")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from dlverify.fleet.render import FORMATS
+
+    p = sub.add_parser(
+        "fleet",
+        help="judge a whole fleet from its per-host results",
+        description="Fleet-wide reports over the per-host results the fleet playbooks fetch.",
+    )
+    fs = p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND")
+    fs.required = True
+    r = fs.add_parser(
+        "report",
+        help="failing hosts, drift, throughput outliers, XID/ECC, unreachable hosts",
+        description="Read DIR/<host>/{snapshot.json,check.json,bench.json,unreachable} (or the newest "
+        "dated run under DIR) and name what an operator must act on. Exit 0: nothing failed; 1: a host "
+        "failed, drifted, is slow, unreachable or without a result; 2: DIR unusable or bad usage.",
+    )
+    r.add_argument("dir", metavar="DIR", help="the results folder (playbooks/fleet-check.yml writes one)")
+    r.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    r.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    r.add_argument(
+        "--mad-threshold",
+        type=_positive,
+        default=3.5,
+        metavar="Z",
+        help="robust z-score (median, MAD) beyond which a GPU is slow (default 3.5)",
+    )
+    r.add_argument(
+        "--min-gap",
+        type=_share,
+        default=0.05,
+        metavar="SHARE",
+        help="and at least this share below its model's median (default 0.05)",
+    )
+    r.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from dlverify.fleet.analyze import Thresholds, analyze, exit_code
+    from dlverify.fleet.reader import FleetDirError, read_fleet
+    from dlverify.fleet.render import render_json, render_junit, render_table
+
+    try:
+        fleet = read_fleet(args.dir)
+    except FleetDirError as exc:
+        print(f"dlverify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = analyze(fleet, Thresholds(mad=args.mad_threshold, min_gap=args.min_gap))
+    for problem in report.problems:
+        print(f"dlverify: {problem}", file=sys.stderr)
+    if args.format == "html":
+        from dlverify.fleet.html import render_html
+
+        text = render_html(report)
+    elif args.format == "json":
+        text = render_json(report)
+    elif args.format == "junit":
+        text = render_junit(report)
+    else:
+        text = render_table(report, color=False if args.output else None)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            print(f"dlverify: {args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        sys.stdout.write(text)
+    return exit_code(report)
