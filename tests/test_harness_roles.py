@@ -60,3 +60,94 @@ def test_pytorch_env_companions_follow_the_compatibility_data():
         "not in the data": sorted(set(have) - set(want)),
         "differ": sorted(k for k in set(want) & set(have) if want[k] != have[k]),
     }
+
+
+# --- nvidia_driver against the real packages (issue 11) -------------------------------------------------
+
+
+def _role_tasks(role: str, name: str) -> list[dict]:
+    return yaml.safe_load((REPO / "roles" / role / "tasks" / name).read_text())
+
+
+def _render(template: str, facts: dict[str, object], role: str = "nvidia_driver") -> str:
+    """Render a role expression with plain Jinja: the role's defaults and vars, plus the given facts."""
+    jinja2 = pytest.importorskip("jinja2")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["bool"] = lambda v: str(v).lower() in ("1", "true", "yes", "on")
+    raw: dict[str, object] = {}
+    for part in ("defaults", "vars"):
+        raw.update(yaml.safe_load((REPO / "roles" / role / part / "main.yml").read_text()) or {})
+    raw.update(facts)
+
+    def value(v: object, depth: int = 0) -> object:
+        if isinstance(v, str) and "{{" in v and depth < 8:
+            return value(env.from_string(v).render(**context()), depth + 1)
+        return v
+
+    def context() -> dict[str, object]:
+        return {
+            k: (_Lazy(lambda v=v: value(v)) if isinstance(v, str) and "{{" in v else v)
+            for k, v in raw.items()
+        }
+
+    return str(value(template))
+
+
+class _Lazy:
+    """A role variable rendered only when a template reads it (the way Ansible templates lazily)."""
+
+    def __init__(self, get):
+        self._get = get
+
+    def __str__(self) -> str:
+        return str(self._get())
+
+    def __len__(self) -> int:
+        return len(str(self))
+
+    def __getattr__(self, name):
+        return getattr(str(self), name)
+
+    def __eq__(self, other) -> bool:
+        return str(self) == other
+
+    __hash__ = None
+
+
+def test_fabric_manager_version_is_nvidias_x_dash_1():
+    """NVIDIA publishes nvidia-fabricmanager-535_535.183.01-1 next to nvidia-driver-535_535.183.01-0ubuntu1:
+    the role must ask apt for a version that matches -1, not the driver's Debian revision."""
+    import fnmatch
+
+    task = next(t for t in _role_tasks("nvidia_driver", "fabricmanager.yml") if "ansible.builtin.apt" in t)
+    wanted = _render(
+        task["ansible.builtin.apt"]["name"],
+        {
+            "_nvidia_driver_deb_version": "535.183.01-0ubuntu1",
+            "_nvidia_driver_userspace_version": "535.183.01",
+        },
+    )
+    name, _, version = wanted.partition("=")
+    assert name == "nvidia-fabricmanager-535"
+    assert fnmatch.fnmatch("535.183.01-1", version), f"asks apt for {wanted}"
+    assert not fnmatch.fnmatch("535.309.01-0ubuntu0.22.04.2", version)
+
+
+def test_nvidia_driver_turns_persistence_mode_on():
+    """The packaged nvidia-persistenced.service runs --no-persistence-mode; the role must override ExecStart
+    (reset, then the same command with --persistence-mode) in a drop-in of that unit."""
+    tasks = _role_tasks("nvidia_driver", "services.yml")
+    copies = [t["ansible.builtin.copy"] for t in tasks if "ansible.builtin.copy" in t]
+    dropins = [
+        c for c in copies if "nvidia-persistenced.service.d/" in _render(c["dest"], {}) and "content" in c
+    ]
+    assert len(dropins) == 1, "no drop-in for nvidia-persistenced.service"
+    lines = [line.strip() for line in dropins[0]["content"].splitlines()]
+    starts = [line.partition("=")[2] for line in lines if line.startswith("ExecStart=")]
+    assert starts[0] == "", "ExecStart= must first be reset, or systemd refuses a second ExecStart"
+    argv = starts[1].split()
+    assert argv[0] == "/usr/bin/nvidia-persistenced"
+    assert "--persistence-mode" in argv and "--no-persistence-mode" not in argv
+    assert argv[argv.index("--user") + 1] == "nvidia-persistenced"
+    assert "[Service]" in lines
+
