@@ -305,6 +305,15 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     ]
     assert not any("STAND-IN" in s["Description"] for s in stanzas)
 
+    # Ubuntu's archive as it is now: every *-535 transitional, pointing at *-580
+    archive = www / "ubuntu-archive"
+    assert subprocess.run(["gpgv", "--keyring", str(keyring), "InRelease"], cwd=archive).returncode == 0
+    stanzas = {(s["Package"], s["Version"]): s for s in parse_packages((archive / "Packages").read_text())}
+    transitional = stanzas[("nvidia-driver-535", "535.309.01-0ubuntu0.22.04.2")]
+    assert "transitional" in transitional["Description"].lower()
+    assert transitional["Depends"] == "nvidia-driver-580 (>= 580)"
+    assert ("nvidia-fabricmanager-580", "580.95.05-0ubuntu0.22.04.1") in stanzas
+
     repo = www / "cuda" / "repos" / "debian12" / "x86_64"
     # cuda-keyring ships exactly the key the repo is signed with
     root = tmp_path / "keyring-pkg"
@@ -368,6 +377,7 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     assert exports["DLV_MINICONDA_SHA256"] == hashlib.sha256(installer.read_bytes()).hexdigest()
     assert exports["DLV_PIP_INDEX_URL"] == "''"
     assert exports["DLV_MIRROR_HARNESS_REPO"] == f"http://127.0.0.1:{port}/harness/"
+    assert exports["DLV_MIRROR_UBUNTU_ARCHIVE"] == f"http://127.0.0.1:{port}/ubuntu-archive/"
 
     # serve, fetch over HTTP; two runners share the server and the last one stops it
     other_runner = subprocess.Popen(["sleep", "120"])

@@ -420,11 +420,53 @@ def harness_test_specs() -> list[DebSpec]:
     ]
 
 
+# Ubuntu's jammy-updates turned every *-535 driver package into a transitional one that depends on its *-580
+# namesake (issue 11): what a branch-only pin or nvidia_driver_source=distro meets on a real jammy host.
+UBUNTU_TRANSITIONAL_VERSION = "535.309.01-0ubuntu0.22.04.2"
+UBUNTU_580_VERSION = "580.95.05-0ubuntu0.22.04.1"
+UBUNTU_DRIVER_PACKAGES = (
+    "nvidia-driver-{}",
+    "nvidia-dkms-{}",
+    "nvidia-utils-{}",
+    "nvidia-compute-utils-{}",
+    "libnvidia-compute-{}",
+    "nvidia-fabricmanager-{}",
+)
+
+
+def ubuntu_archive_specs() -> list[DebSpec]:
+    """Stand-ins for Ubuntu's archive as it is now: transitional *-535 packages pointing at the 580 branch."""
+    specs = []
+    for pattern in UBUNTU_DRIVER_PACKAGES:
+        new, old = pattern.format("580"), pattern.format("535")
+        specs.append(
+            DebSpec(
+                new,
+                UBUNTU_580_VERSION,
+                f"{new} (the 580 driver branch)",
+                section="restricted/libs",
+                details="Empty: stands for the branch Ubuntu's transitional 535 packages pull in.",
+            )
+        )
+        specs.append(
+            DebSpec(
+                old,
+                UBUNTU_TRANSITIONAL_VERSION,
+                f"Transitional package for {new}",
+                section="restricted/oldlibs",
+                depends=[f"{new} (>= 580)"],
+                details=f"This is a transitional package: installing it installs {new}.",
+            )
+        )
+    return specs
+
+
 # --- the signed flat repository -----------------------------------------------------------------------
 
 
 CUDA_ORIGIN = ("dlverify-mirror", "dlverify stand-in CUDA repository (STAND-IN, not NVIDIA's)")
 HARNESS_ORIGIN = ("dlverify-harness", "dlverify harness test packages (hold and blacklist tests)")
+UBUNTU_ORIGIN = ("Ubuntu", "dlverify stand-in of Ubuntu's jammy-updates restricted (STAND-IN, not Ubuntu's)")
 
 
 def release_text(
@@ -671,6 +713,11 @@ def build(force: bool) -> int:
             write_flat_repo(repo, gpg)
         shutil.rmtree(pool)
 
+        archive_repo = staging / "ubuntu-archive"
+        for spec in ubuntu_archive_specs():
+            build_deb(spec, archive_repo)
+        write_flat_repo(archive_repo, gpg, origin=UBUNTU_ORIGIN)
+
         harness_repo = staging / "harness"
         for spec in harness_test_specs():
             build_deb(spec, harness_repo)
@@ -859,6 +906,8 @@ def env_lines() -> list[str]:
         # Not in the roles' contract: a signed flat repo of dlv-* test packages (1.0 and 2.0) for
         # tests of upgrade policy, same key as the CUDA repo.
         "DLV_MIRROR_HARNESS_REPO": f"{base}/harness/",
+        # Not in the roles' contract: Ubuntu's archive as a real jammy host sees it (transitional *-535).
+        "DLV_MIRROR_UBUNTU_ARCHIVE": f"{base}/ubuntu-archive/",
     }
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
