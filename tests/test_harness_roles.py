@@ -151,3 +151,15 @@ def test_nvidia_driver_turns_persistence_mode_on():
     assert argv[argv.index("--user") + 1] == "nvidia-persistenced"
     assert "[Service]" in lines
 
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_every_role_has_a_readme_naming_each_variable(role: Path):
+    """geerlingguy-style: requirements, variables, dependencies, an example, what it leaves behind."""
+    readme = role / "README.md"
+    assert readme.is_file(), f"{role.name}: no README.md"
+    text = readme.read_text()
+    for heading in ("## Requirements", "## Role variables", "## Dependencies", "## Example playbook"):
+        assert heading in text, f"{role.name}/README.md lacks {heading}"
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options = {name for entry in specs.values() for name in entry.get("options", {})}
+    assert sorted(n for n in options if f"`{n}`" not in text) == [], "variables missing from the README"
