@@ -74,6 +74,7 @@ def _render(template: str, facts: dict[str, object], role: str = "nvidia_driver"
     jinja2 = pytest.importorskip("jinja2")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["bool"] = lambda v: str(v).lower() in ("1", "true", "yes", "on")
+    env.filters["regex_replace"] = lambda v, pattern, repl="": __import__("re").sub(pattern, repl, str(v))
     raw: dict[str, object] = {}
     for part in ("defaults", "vars"):
         raw.update(yaml.safe_load((REPO / "roles" / role / part / "main.yml").read_text()) or {})
@@ -163,3 +164,103 @@ def test_every_role_has_a_readme_naming_each_variable(role: Path):
     specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
     options = {name for entry in specs.values() for name in entry.get("options", {})}
     assert sorted(n for n in options if f"`{n}`" not in text) == [], "variables missing from the README"
+
+
+def test_driver_hold_covers_what_the_driver_pulls_in():
+    """nvidia-driver-535 pulls in xserver-xorg-video-nvidia-535 and nvidia-firmware-535-<version>: the hold,
+    the apt pin and the unattended-upgrades blacklist (one regex) must name them, and no other branch."""
+    import re
+
+    regex = _render("{{ _nvidia_driver_branch_regex | trim }}", {}).strip()
+    held = [
+        "nvidia-driver-535",
+        "nvidia-driver-535-open",
+        "nvidia-compute-utils-535",
+        "libnvidia-compute-535",
+        "libnvidia-gl-535",
+        "nvidia-kernel-common-535",
+        "xserver-xorg-video-nvidia-535",
+        "nvidia-firmware-535-535.54.03",
+        "nvidia-fabricmanager-535",
+    ]
+    free = ["nvidia-driver-580", "nvidia-firmware-580-580.95.05", "libnvidia-compute-5350", "nvidia-settings"]
+    assert [p for p in held if not re.search(regex, p)] == []
+    assert [p for p in free if re.search(regex, p)] == []
+
+
+FAKE_APT_CACHE = r"""#!/bin/sh
+# madison and show as apt-cache answers on a jammy host with NVIDIA's repository and jammy-updates
+CUDA=http://127.0.0.1:9/cuda/repos/ubuntu2204/x86_64
+UBUNTU=http://archive.ubuntu.com/ubuntu
+case "$1" in
+  madison)
+    echo "nvidia-driver-535 | 535.309.01-0ubuntu0.22.04.2 | $UBUNTU jammy-updates/restricted amd64 Packages"
+    echo "nvidia-driver-535 | 535.183.01-0ubuntu1 | $CUDA  Packages"
+    echo "nvidia-driver-535 | 535.54.03-0ubuntu1 | $CUDA  Packages"
+    echo "nvidia-driver-535 | 535.54.03-0ubuntu0.22.04.1 | $UBUNTU jammy-security/restricted amd64 Packages"
+    ;;
+  show)
+    case "$2" in
+      *=535.309.*) echo "Description: Transitional package for nvidia-driver-580" ;;
+      *) echo "Description: NVIDIA driver metapackage" ;;
+    esac
+    ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "version", "chosen"),
+    [
+        ("cuda_repo", "", "535.183.01-0ubuntu1"),  # branch only: NVIDIA's newest, not Ubuntu's transitional
+        ("cuda_repo", "535.54.03", "535.54.03-0ubuntu1"),  # exact: NVIDIA's build, not Ubuntu's
+        ("distro", "", "535.54.03-0ubuntu0.22.04.1"),  # distro: the newest real one, transitional refused
+        ("distro", "535.183.01", ""),  # nothing real: the role stops and says why
+    ],
+)
+def test_driver_version_comes_from_the_source_and_is_never_transitional(tmp_path, source, version, chosen):
+    """Ubuntu's jammy-updates ships every *-535 as a transitional package (535.309.01) depending on *-580:
+    apt's choice for "535.*" would install the 580 driver. The role picks the version itself (issue 11)."""
+    import subprocess
+
+    task = next(
+        t
+        for t in _role_tasks("nvidia_driver", "install.yml")
+        if "ansible.builtin.shell" in t and "madison" in t["ansible.builtin.shell"]
+    )
+    script = _render(
+        task["ansible.builtin.shell"].replace(" | quote", ""),
+        {
+            "nvidia_driver_source": source,
+            "nvidia_driver_version": version,
+            "cuda_repo_source_url": "http://127.0.0.1:9/cuda/repos/ubuntu2204/x86_64/",
+            "_nvidia_driver_packages": ["nvidia-driver-535"],
+        },
+    )
+    fake = tmp_path / "bin" / "apt-cache"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_APT_CACHE)
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{fake.parent}:/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [*done.stdout.splitlines(), ""][0] == chosen, done.stderr
+    if not version:  # Ubuntu's transitional 535.309.01 is turned away, and said so
+        assert "535.309.01" in done.stderr
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_every_role_uses_the_one_os_support_check(role: Path):
+    """One OS check (roles/os_support), not a copy per role (issue 9)."""
+    if role.name == "os_support":
+        pytest.skip("the check itself")
+    if role.name in ("base", "miniconda"):
+        pytest.skip("not moved yet: another branch reworks these roles' preflight")
+    tasks = "\n".join(p.read_text() for p in (role / "tasks").glob("*.yml"))
+    assert "name: os_support" in tasks
+    assert "supported_platforms" not in tasks + (role / "vars" / "main.yml").read_text()
