@@ -264,3 +264,29 @@ def test_every_role_uses_the_one_os_support_check(role: Path):
     tasks = "\n".join(p.read_text() for p in (role / "tasks").glob("*.yml"))
     assert "name: os_support" in tasks
     assert "supported_platforms" not in tasks + (role / "vars" / "main.yml").read_text()
+
+
+def test_cuda_refuses_every_package_that_pulls_in_a_driver():
+    """cuda, cuda-12-1, cuda-runtime-X-Y (any version) and cuda-drivers[-NNN] bring a driver behind the
+    nvidia_driver role's back (issue 11: cuda-12-1 and other versions' cuda-runtime slipped through)."""
+    import re
+
+    cuda_vars = yaml.safe_load((REPO / "roles" / "cuda" / "vars" / "main.yml").read_text())
+    regex = cuda_vars["_cuda_forbidden_regex"]
+    refused = ["cuda", "cuda-12-1", "cuda-11-8", "cuda-runtime-12-1", "cuda-runtime-12-4", "cuda-drivers"]
+    refused += ["cuda-drivers-535"]
+    allowed = ["cuda-toolkit-12-1", "cuda-nvcc-12-1", "cuda-libraries-12-1", "cuda-compat-12-1"]
+    allowed += ["cuda-keyring"]
+    assert [p for p in refused if not re.match(regex, p)] == []
+    assert [p for p in allowed if re.match(regex, p)] == []
+
+
+def test_a_module_that_does_not_load_after_the_reboot_fails_the_host():
+    """Issue 11: a GPU host without its module, though the role may reboot it, got only a debug line."""
+    tasks = _role_tasks("nvidia_driver", "module.yml")
+    fails = [t for t in tasks if "ansible.builtin.fail" in t]
+    assert fails, "no task fails when the module is not loaded"
+    when = fails[0]["when"]
+    assert "_nvidia_driver_loaded.rc != 0" in when
+    assert "_nvidia_driver_gpus | length > 0" in when
+    assert any("in_container" in w for w in when) and any("_local" in w for w in when)
