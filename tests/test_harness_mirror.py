@@ -49,8 +49,10 @@ EXPECTED_PACKAGES = {
     "nvidia-dkms-535": "535.54.03-0ubuntu1",
     "nvidia-dkms-535-open": "535.54.03-0ubuntu1",
     "nvidia-utils-535": "535.54.03-0ubuntu1",
+    "nvidia-compute-utils-535": "535.54.03-0ubuntu1",
     "libnvidia-compute-535": "535.54.03-0ubuntu1",
-    "nvidia-fabricmanager-535": "535.54.03-0ubuntu1",
+    # NVIDIA publishes the fabric manager as X-1, not as the driver's X-0ubuntu1
+    "nvidia-fabricmanager-535": "535.54.03-1",
     "cuda-toolkit-12-1": "12.1.1-1",
     "libcudnn8": "8.9.2.26-1+cuda12.1",
     "libcudnn8-dev": "8.9.2.26-1+cuda12.1",
@@ -146,6 +148,72 @@ def test_control_labels_the_package_as_a_stand_in():
     assert control.endswith("\n")
 
 
+# The unit NVIDIA's CUDA repository and Ubuntu's archive ship in nvidia-compute-utils-535 (issue 11): static,
+# stopped when unneeded, and started WITHOUT persistence mode. The stand-in must not be kinder than this.
+REAL_PERSISTENCED_UNIT = {
+    "Unit": {
+        "Description": "NVIDIA Persistence Daemon",
+        "Wants": "syslog.target",
+        "StopWhenUnneeded": "true",
+        "Before": "systemd-backlight@backlight:nvidia_0.service",
+    },
+    "Service": {
+        "Type": "forking",
+        "ExecStart": "/usr/bin/nvidia-persistenced --user nvidia-persistenced"
+        " --no-persistence-mode --verbose",
+        "ExecStopPost": "/bin/rm -rf /var/run/nvidia-persistenced",
+    },
+}
+
+
+def parse_unit(text: str) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+        else:
+            key, _, value = line.partition("=")
+            current[key] = value
+    return sections
+
+
+def test_persistenced_stand_in_unit_is_the_real_one():
+    unit = (REPO / "tools" / "harness" / "standins" / "nvidia-persistenced.service").read_text()
+    assert parse_unit(unit) == REAL_PERSISTENCED_UNIT
+
+
+def test_stand_in_daemon_forks_and_keeps_its_arguments(tmp_path):
+    """Both stand-in units are Type=forking, like the real ones: the parent must return, a child must stay."""
+    for template in ("daemon.sh.in", "daemon.service.in"):
+        text = (REPO / "tools" / "harness" / "standins" / template).read_text()
+        assert "exec sleep infinity" not in text
+    assert "Type=forking" in (REPO / "tools" / "harness" / "standins" / "daemon.service.in").read_text()
+    daemon = tmp_path / "nvidia-persistenced"
+    daemon.write_text((REPO / "tools" / "harness" / "standins" / "daemon.sh.in").read_text())
+    daemon.chmod(0o755)
+    done = subprocess.run(
+        [str(daemon), "--persistence-mode", "--verbose"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    assert "arguments: --persistence-mode --verbose" in done.stdout
+    found = subprocess.run(["pgrep", "-f", f"{daemon} --persistence-mode"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    try:
+        assert pids, "the forked child is not running"
+        cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().split(b"\0")
+        assert b"--persistence-mode" in cmdline
+    finally:
+        for pid in pids:
+            os.kill(int(pid), 15)
+
+
 def test_release_lists_the_true_hashes_and_sizes(tmp_path):
     (tmp_path / "Packages").write_bytes(b"Package: x\n")
     (tmp_path / "Packages.gz").write_bytes(gzip.compress(b"Package: x\n"))
@@ -237,6 +305,15 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     ]
     assert not any("STAND-IN" in s["Description"] for s in stanzas)
 
+    # Ubuntu's archive as it is now: every *-535 transitional, pointing at *-580
+    archive = www / "ubuntu-archive"
+    assert subprocess.run(["gpgv", "--keyring", str(keyring), "InRelease"], cwd=archive).returncode == 0
+    stanzas = {(s["Package"], s["Version"]): s for s in parse_packages((archive / "Packages").read_text())}
+    transitional = stanzas[("nvidia-driver-535", "535.309.01-0ubuntu0.22.04.2")]
+    assert "transitional" in transitional["Description"].lower()
+    assert transitional["Depends"] == "nvidia-driver-580 (>= 580)"
+    assert ("nvidia-fabricmanager-580", "580.95.05-0ubuntu0.22.04.1") in stanzas
+
     repo = www / "cuda" / "repos" / "debian12" / "x86_64"
     # cuda-keyring ships exactly the key the repo is signed with
     root = tmp_path / "keyring-pkg"
@@ -258,6 +335,19 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     assert "Cuda compilation tools, release 12.1, V12.1.105" in version.stdout
     assert subprocess.run([str(cuda / "bin/nvcc"), "x.cu"], capture_output=True, check=False).returncode == 1
     assert json.loads((cuda / "version.json").read_text())["cuda"]["version"] == "12.1.1"
+
+    # the persistence daemon's unit is a copy of the real one, installed where Ubuntu's package puts it
+    root = tmp_path / "compute-utils"
+    subprocess.run(
+        ["dpkg-deb", "-x", str(next(repo.glob("nvidia-compute-utils-535_*.deb"))), str(root)], check=True
+    )
+    installed = (root / "lib/systemd/system/nvidia-persistenced.service").read_text()
+    assert parse_unit(installed) == REAL_PERSISTENCED_UNIT
+    assert os.access(root / "usr/bin/nvidia-persistenced", os.X_OK)
+    driver = next(
+        s for s in parse_packages((repo / "Packages").read_text()) if s["Package"] == "nvidia-driver-535"
+    )
+    assert "nvidia-compute-utils-535 (= 535.54.03-0ubuntu1)" in driver["Depends"]
 
     root = tmp_path / "cudnn-dev"
     subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("libcudnn8-dev_*.deb"))), str(root)], check=True)
@@ -287,6 +377,7 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     assert exports["DLV_MINICONDA_SHA256"] == hashlib.sha256(installer.read_bytes()).hexdigest()
     assert exports["DLV_PIP_INDEX_URL"] == "''"
     assert exports["DLV_MIRROR_HARNESS_REPO"] == f"http://127.0.0.1:{port}/harness/"
+    assert exports["DLV_MIRROR_UBUNTU_ARCHIVE"] == f"http://127.0.0.1:{port}/ubuntu-archive/"
 
     # serve, fetch over HTTP; two runners share the server and the last one stops it
     other_runner = subprocess.Popen(["sleep", "120"])

@@ -60,3 +60,233 @@ def test_pytorch_env_companions_follow_the_compatibility_data():
         "not in the data": sorted(set(have) - set(want)),
         "differ": sorted(k for k in set(want) & set(have) if want[k] != have[k]),
     }
+
+
+# --- nvidia_driver against the real packages (issue 11) -------------------------------------------------
+
+
+def _role_tasks(role: str, name: str) -> list[dict]:
+    return yaml.safe_load((REPO / "roles" / role / "tasks" / name).read_text())
+
+
+def _render(template: str, facts: dict[str, object], role: str = "nvidia_driver") -> str:
+    """Render a role expression with plain Jinja: the role's defaults and vars, plus the given facts."""
+    jinja2 = pytest.importorskip("jinja2")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["bool"] = lambda v: str(v).lower() in ("1", "true", "yes", "on")
+    env.filters["regex_replace"] = lambda v, pattern, repl="": __import__("re").sub(pattern, repl, str(v))
+    raw: dict[str, object] = {}
+    for part in ("defaults", "vars"):
+        raw.update(yaml.safe_load((REPO / "roles" / role / part / "main.yml").read_text()) or {})
+    raw.update(facts)
+
+    def value(v: object, depth: int = 0) -> object:
+        if isinstance(v, str) and "{{" in v and depth < 8:
+            return value(env.from_string(v).render(**context()), depth + 1)
+        return v
+
+    def context() -> dict[str, object]:
+        return {
+            k: (_Lazy(lambda v=v: value(v)) if isinstance(v, str) and "{{" in v else v)
+            for k, v in raw.items()
+        }
+
+    return str(value(template))
+
+
+class _Lazy:
+    """A role variable rendered only when a template reads it (the way Ansible templates lazily)."""
+
+    def __init__(self, get):
+        self._get = get
+
+    def __str__(self) -> str:
+        return str(self._get())
+
+    def __len__(self) -> int:
+        return len(str(self))
+
+    def __getattr__(self, name):
+        return getattr(str(self), name)
+
+    def __eq__(self, other) -> bool:
+        return str(self) == other
+
+    __hash__ = None
+
+
+def test_fabric_manager_version_is_nvidias_x_dash_1():
+    """NVIDIA publishes nvidia-fabricmanager-535_535.183.01-1 next to nvidia-driver-535_535.183.01-0ubuntu1:
+    the role must ask apt for a version that matches -1, not the driver's Debian revision."""
+    import fnmatch
+
+    task = next(t for t in _role_tasks("nvidia_driver", "fabricmanager.yml") if "ansible.builtin.apt" in t)
+    wanted = _render(
+        task["ansible.builtin.apt"]["name"],
+        {
+            "_nvidia_driver_deb_version": "535.183.01-0ubuntu1",
+            "_nvidia_driver_userspace_version": "535.183.01",
+        },
+    )
+    name, _, version = wanted.partition("=")
+    assert name == "nvidia-fabricmanager-535"
+    assert fnmatch.fnmatch("535.183.01-1", version), f"asks apt for {wanted}"
+    assert not fnmatch.fnmatch("535.309.01-0ubuntu0.22.04.2", version)
+
+
+def test_nvidia_driver_turns_persistence_mode_on():
+    """The packaged nvidia-persistenced.service runs --no-persistence-mode; the role must override ExecStart
+    (reset, then the same command with --persistence-mode) in a drop-in of that unit."""
+    tasks = _role_tasks("nvidia_driver", "services.yml")
+    copies = [t["ansible.builtin.copy"] for t in tasks if "ansible.builtin.copy" in t]
+    dropins = [
+        c for c in copies if "nvidia-persistenced.service.d/" in _render(c["dest"], {}) and "content" in c
+    ]
+    assert len(dropins) == 1, "no drop-in for nvidia-persistenced.service"
+    lines = [line.strip() for line in dropins[0]["content"].splitlines()]
+    starts = [line.partition("=")[2] for line in lines if line.startswith("ExecStart=")]
+    assert starts[0] == "", "ExecStart= must first be reset, or systemd refuses a second ExecStart"
+    argv = starts[1].split()
+    assert argv[0] == "/usr/bin/nvidia-persistenced"
+    assert "--persistence-mode" in argv and "--no-persistence-mode" not in argv
+    assert argv[argv.index("--user") + 1] == "nvidia-persistenced"
+    assert "[Service]" in lines
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_every_role_has_a_readme_naming_each_variable(role: Path):
+    """geerlingguy-style: requirements, variables, dependencies, an example, what it leaves behind."""
+    readme = role / "README.md"
+    assert readme.is_file(), f"{role.name}: no README.md"
+    text = readme.read_text()
+    for heading in ("## Requirements", "## Role variables", "## Dependencies", "## Example playbook"):
+        assert heading in text, f"{role.name}/README.md lacks {heading}"
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options = {name for entry in specs.values() for name in entry.get("options", {})}
+    assert sorted(n for n in options if f"`{n}`" not in text) == [], "variables missing from the README"
+
+
+def test_driver_hold_covers_what_the_driver_pulls_in():
+    """nvidia-driver-535 pulls in xserver-xorg-video-nvidia-535 and nvidia-firmware-535-<version>: the hold,
+    the apt pin and the unattended-upgrades blacklist (one regex) must name them, and no other branch."""
+    import re
+
+    regex = _render("{{ _nvidia_driver_branch_regex | trim }}", {}).strip()
+    held = [
+        "nvidia-driver-535",
+        "nvidia-driver-535-open",
+        "nvidia-compute-utils-535",
+        "libnvidia-compute-535",
+        "libnvidia-gl-535",
+        "nvidia-kernel-common-535",
+        "xserver-xorg-video-nvidia-535",
+        "nvidia-firmware-535-535.54.03",
+        "nvidia-fabricmanager-535",
+    ]
+    free = ["nvidia-driver-580", "nvidia-firmware-580-580.95.05", "libnvidia-compute-5350", "nvidia-settings"]
+    assert [p for p in held if not re.search(regex, p)] == []
+    assert [p for p in free if re.search(regex, p)] == []
+
+
+FAKE_APT_CACHE = r"""#!/bin/sh
+# madison and show as apt-cache answers on a jammy host with NVIDIA's repository and jammy-updates
+CUDA=http://127.0.0.1:9/cuda/repos/ubuntu2204/x86_64
+UBUNTU=http://archive.ubuntu.com/ubuntu
+case "$1" in
+  madison)
+    echo "nvidia-driver-535 | 535.309.01-0ubuntu0.22.04.2 | $UBUNTU jammy-updates/restricted amd64 Packages"
+    echo "nvidia-driver-535 | 535.183.01-0ubuntu1 | $CUDA  Packages"
+    echo "nvidia-driver-535 | 535.54.03-0ubuntu1 | $CUDA  Packages"
+    echo "nvidia-driver-535 | 535.54.03-0ubuntu0.22.04.1 | $UBUNTU jammy-security/restricted amd64 Packages"
+    ;;
+  show)
+    case "$2" in
+      *=535.309.*) echo "Description: Transitional package for nvidia-driver-580" ;;
+      *) echo "Description: NVIDIA driver metapackage" ;;
+    esac
+    ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "version", "chosen"),
+    [
+        ("cuda_repo", "", "535.183.01-0ubuntu1"),  # branch only: NVIDIA's newest, not Ubuntu's transitional
+        ("cuda_repo", "535.54.03", "535.54.03-0ubuntu1"),  # exact: NVIDIA's build, not Ubuntu's
+        ("distro", "", "535.54.03-0ubuntu0.22.04.1"),  # distro: the newest real one, transitional refused
+        ("distro", "535.183.01", ""),  # nothing real: the role stops and says why
+    ],
+)
+def test_driver_version_comes_from_the_source_and_is_never_transitional(tmp_path, source, version, chosen):
+    """Ubuntu's jammy-updates ships every *-535 as a transitional package (535.309.01) depending on *-580:
+    apt's choice for "535.*" would install the 580 driver. The role picks the version itself (issue 11)."""
+    import subprocess
+
+    task = next(
+        t
+        for t in _role_tasks("nvidia_driver", "install.yml")
+        if "ansible.builtin.shell" in t and "madison" in t["ansible.builtin.shell"]
+    )
+    script = _render(
+        task["ansible.builtin.shell"].replace(" | quote", ""),
+        {
+            "nvidia_driver_source": source,
+            "nvidia_driver_version": version,
+            "cuda_repo_source_url": "http://127.0.0.1:9/cuda/repos/ubuntu2204/x86_64/",
+            "_nvidia_driver_packages": ["nvidia-driver-535"],
+        },
+    )
+    fake = tmp_path / "bin" / "apt-cache"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_APT_CACHE)
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{fake.parent}:/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [*done.stdout.splitlines(), ""][0] == chosen, done.stderr
+    if not version:  # Ubuntu's transitional 535.309.01 is turned away, and said so
+        assert "535.309.01" in done.stderr
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_every_role_uses_the_one_os_support_check(role: Path):
+    """One OS check (roles/os_support), not a copy per role (issue 9)."""
+    if role.name == "os_support":
+        pytest.skip("the check itself")
+    if role.name in ("base", "miniconda"):
+        pytest.skip("not moved yet: another branch reworks these roles' preflight")
+    tasks = "\n".join(p.read_text() for p in (role / "tasks").glob("*.yml"))
+    assert "name: os_support" in tasks
+    assert "supported_platforms" not in tasks + (role / "vars" / "main.yml").read_text()
+
+
+def test_cuda_refuses_every_package_that_pulls_in_a_driver():
+    """cuda, cuda-12-1, cuda-runtime-X-Y (any version) and cuda-drivers[-NNN] bring a driver behind the
+    nvidia_driver role's back (issue 11: cuda-12-1 and other versions' cuda-runtime slipped through)."""
+    import re
+
+    cuda_vars = yaml.safe_load((REPO / "roles" / "cuda" / "vars" / "main.yml").read_text())
+    regex = cuda_vars["_cuda_forbidden_regex"]
+    refused = ["cuda", "cuda-12-1", "cuda-11-8", "cuda-runtime-12-1", "cuda-runtime-12-4", "cuda-drivers"]
+    refused += ["cuda-drivers-535"]
+    allowed = ["cuda-toolkit-12-1", "cuda-nvcc-12-1", "cuda-libraries-12-1", "cuda-compat-12-1"]
+    allowed += ["cuda-keyring"]
+    assert [p for p in refused if not re.match(regex, p)] == []
+    assert [p for p in allowed if re.match(regex, p)] == []
+
+
+def test_a_module_that_does_not_load_after_the_reboot_fails_the_host():
+    """Issue 11: a GPU host without its module, though the role may reboot it, got only a debug line."""
+    tasks = _role_tasks("nvidia_driver", "module.yml")
+    fails = [t for t in tasks if "ansible.builtin.fail" in t]
+    assert fails, "no task fails when the module is not loaded"
+    when = fails[0]["when"]
+    assert "_nvidia_driver_loaded.rc != 0" in when
+    assert "_nvidia_driver_gpus | length > 0" in when
+    assert any("in_container" in w for w in when) and any("_local" in w for w in when)

@@ -45,7 +45,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "standins"
 DISTROS = ("ubuntu2204", "debian12")
-DRIVER_VERSION = "535.54.03-0ubuntu1"
+DRIVER_UPSTREAM = "535.54.03"
+# NVIDIA's CUDA repository versions the driver packages X-0ubuntu1 but the fabric manager X-1
+# (nvidia-fabricmanager-535_535.183.01-1_amd64.deb next to nvidia-driver-535_535.183.01-0ubuntu1_amd64.deb).
+DRIVER_VERSION = f"{DRIVER_UPSTREAM}-0ubuntu1"
+FABRICMANAGER_VERSION = f"{DRIVER_UPSTREAM}-1"
 CUDNN_VERSION = "8.9.2.26-1+cuda12.1"
 MINICONDA_NAME = "Miniconda3-py310_23.5.2-0-Linux-x86_64.sh"
 MAINTAINER = "dlverify test harness <harness@dlverify.invalid>"
@@ -194,7 +198,11 @@ def wheel_members(wheel: Path, prefix: str) -> dict[str, bytes]:
         }
 
 
-def daemon_package_files(pkg: str, name: str, unit: str, description: str, args: str) -> dict[str, bytes]:
+def daemon_package_files(
+    pkg: str, name: str, unit: str, description: str, args: str, unit_text: str | None = None
+) -> dict[str, bytes]:
+    """A stand-in daemon and its unit: the generic template, or `unit_text` (a copy of the real unit)."""
+
     def fill(template: str) -> bytes:
         for key, value in {
             "@NAME@": name,
@@ -208,7 +216,11 @@ def daemon_package_files(pkg: str, name: str, unit: str, description: str, args:
 
     return {
         f"/usr/bin/{name}": fill((STANDINS / "daemon.sh.in").read_text()),
-        f"/lib/systemd/system/{unit}": fill((STANDINS / "daemon.service.in").read_text()),
+        f"/lib/systemd/system/{unit}": (
+            unit_text.encode()
+            if unit_text is not None
+            else fill((STANDINS / "daemon.service.in").read_text())
+        ),
     }
 
 
@@ -303,6 +315,7 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
                 depends=[
                     f"nvidia-dkms-535{flavour} (= {v})",
                     f"nvidia-utils-535 (= {v})",
+                    f"nvidia-compute-utils-535 (= {v})",
                     f"libnvidia-compute-535 (= {v})",
                 ],
                 conflicts=[f"nvidia-driver-535{other}"],
@@ -334,14 +347,23 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
             v,
             "NVIDIA driver support binaries",
             section="restricted/utils",
-            details="No nvidia-smi. Ships a stand-in nvidia-persistenced and its unit, which run a\n"
-            "labelled do-nothing process.",
+            details="No nvidia-smi: there is no GPU on a test host.",
+        ),
+        DebSpec(
+            "nvidia-compute-utils-535",
+            v,
+            "NVIDIA compute utilities",
+            section="restricted/utils",
+            details="Ships a stand-in nvidia-persistenced, which runs a labelled do-nothing process,\n"
+            "and a byte-for-byte copy of the real nvidia-persistenced.service (static,\n"
+            "StopWhenUnneeded=true, ExecStart with --no-persistence-mode).",
             files=daemon_package_files(
-                "nvidia-utils-535",
+                "nvidia-compute-utils-535",
                 "nvidia-persistenced",
                 "nvidia-persistenced.service",
                 "NVIDIA Persistence Daemon",
-                "--verbose",
+                "",
+                unit_text=(STANDINS / "nvidia-persistenced.service").read_text(),
             ),
             modes={"/usr/bin/nvidia-persistenced": 0o755},
         ),
@@ -354,7 +376,7 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
         ),
         DebSpec(
             "nvidia-fabricmanager-535",
-            v,
+            FABRICMANAGER_VERSION,
             "Fabric Manager for NVSwitch based systems",
             section="restricted/utils",
             details="Ships a stand-in nv-fabricmanager and nvidia-fabricmanager.service, which run a\n"
@@ -398,11 +420,53 @@ def harness_test_specs() -> list[DebSpec]:
     ]
 
 
+# Ubuntu's jammy-updates turned every *-535 driver package into a transitional one that depends on its *-580
+# namesake (issue 11): what a branch-only pin or nvidia_driver_source=distro meets on a real jammy host.
+UBUNTU_TRANSITIONAL_VERSION = "535.309.01-0ubuntu0.22.04.2"
+UBUNTU_580_VERSION = "580.95.05-0ubuntu0.22.04.1"
+UBUNTU_DRIVER_PACKAGES = (
+    "nvidia-driver-{}",
+    "nvidia-dkms-{}",
+    "nvidia-utils-{}",
+    "nvidia-compute-utils-{}",
+    "libnvidia-compute-{}",
+    "nvidia-fabricmanager-{}",
+)
+
+
+def ubuntu_archive_specs() -> list[DebSpec]:
+    """Stand-ins for Ubuntu's archive as it is now: transitional *-535 packages pointing at the 580 branch."""
+    specs = []
+    for pattern in UBUNTU_DRIVER_PACKAGES:
+        new, old = pattern.format("580"), pattern.format("535")
+        specs.append(
+            DebSpec(
+                new,
+                UBUNTU_580_VERSION,
+                f"{new} (the 580 driver branch)",
+                section="restricted/libs",
+                details="Empty: stands for the branch Ubuntu's transitional 535 packages pull in.",
+            )
+        )
+        specs.append(
+            DebSpec(
+                old,
+                UBUNTU_TRANSITIONAL_VERSION,
+                f"Transitional package for {new}",
+                section="restricted/oldlibs",
+                depends=[f"{new} (>= 580)"],
+                details=f"This is a transitional package: installing it installs {new}.",
+            )
+        )
+    return specs
+
+
 # --- the signed flat repository -----------------------------------------------------------------------
 
 
 CUDA_ORIGIN = ("dlverify-mirror", "dlverify stand-in CUDA repository (STAND-IN, not NVIDIA's)")
 HARNESS_ORIGIN = ("dlverify-harness", "dlverify harness test packages (hold and blacklist tests)")
+UBUNTU_ORIGIN = ("Ubuntu", "dlverify stand-in of Ubuntu's jammy-updates restricted (STAND-IN, not Ubuntu's)")
 
 
 def release_text(
@@ -437,7 +501,8 @@ class Gpg:
         """Stop the gpg-agent that signing started, so no daemon outlives the build."""
         subprocess.run(
             ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
 
     def fingerprint(self) -> str | None:
@@ -648,6 +713,11 @@ def build(force: bool) -> int:
             write_flat_repo(repo, gpg)
         shutil.rmtree(pool)
 
+        archive_repo = staging / "ubuntu-archive"
+        for spec in ubuntu_archive_specs():
+            build_deb(spec, archive_repo)
+        write_flat_repo(archive_repo, gpg, origin=UBUNTU_ORIGIN)
+
         harness_repo = staging / "harness"
         for spec in harness_test_specs():
             build_deb(spec, harness_repo)
@@ -836,6 +906,8 @@ def env_lines() -> list[str]:
         # Not in the roles' contract: a signed flat repo of dlv-* test packages (1.0 and 2.0) for
         # tests of upgrade policy, same key as the CUDA repo.
         "DLV_MIRROR_HARNESS_REPO": f"{base}/harness/",
+        # Not in the roles' contract: Ubuntu's archive as a real jammy host sees it (transitional *-535).
+        "DLV_MIRROR_UBUNTU_ARCHIVE": f"{base}/ubuntu-archive/",
     }
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
