@@ -94,3 +94,89 @@ def test_a_card_not_known_to_hold_its_generation_only_warns() -> None:
     ids = by_id(j.results)
     assert ids["gpu.pcie.gen_current"].status is Status.WARN
     assert "idle" in ids["gpu.pcie.gen_current"].detail
+
+
+# --- (c, d) counters, recovery action, unrepairable memory, application clocks -------------------------
+
+
+def _fv(card: nvml_replay.Card, **changes: int) -> dict:
+    """The card's recorded field values (H100: from its nvidia-smi -q -x; H200: none) with changes."""
+    fv = dict(nvml_replay.load_recording(card)["gpus"][0].get("field_values", {}))
+    fv.update({str(k.removeprefix("f")): v for k, v in changes.items()})
+    return fv
+
+
+@pytest.mark.parametrize(
+    ("label", "changes", "check", "status"),
+    [
+        ("PCIe replays", {"pcie_replay": 12}, "gpu.pcie.replays", Status.WARN),
+        ("NVLink CRC errors", {"nvlink": [1] * 18, "nvlink_errors": [[0, 0, 3, 0, 0]] + [[0] * 5] * 17},
+         "gpu.nvlink.errors", Status.WARN),
+        ("NVLink recovery", {"nvlink": [1] * 18, "nvlink_errors": [[0, 2, 0, 0, 0]] * 18},
+         "gpu.nvlink.errors", Status.WARN),
+        ("recovery action: reset", {"field_values": {"230": 1}}, "gpu.recovery_action", Status.FAIL),
+        ("recovery action: reboot", {"field_values": {"230": 2}}, "gpu.recovery_action", Status.FAIL),
+        ("unrepairable memory", {"unrepairable_memory": 1}, "gpu.memory.unrepairable", Status.FAIL),
+        ("HW thermal slowdown time", {"field_values": {"270": 5_000_000_000}},
+         "gpu.clocks_event_counters", Status.WARN),
+        ("app clocks below default", {"app_clock_graphics": 1200, "app_clock_graphics_default": 1980},
+         "gpu.clocks.applications", Status.WARN),
+    ],
+)  # fmt: skip
+def test_each_counter_fault_is_caught_by_its_check(
+    monkeypatch, tmp_path, card, label, changes, check, status
+):
+    base = nvml_replay.load_recording(card)["gpus"][0]
+    changes = dict(changes)
+    if "field_values" in changes:
+        changes["field_values"] = {**base.get("field_values", {}), **changes["field_values"]}
+    if check == "gpu.clocks.applications":
+        changes.setdefault("app_clock_mem", 2619)
+        changes.setdefault("app_clock_mem_default", 2619)
+    ids = _ids(monkeypatch, tmp_path, card, **changes)
+    assert ids[check].status is status, (label, ids[check])
+    others = [r.id for r in ids.values() if r.status in (Status.FAIL, Status.WARN) and r.id != check]
+    assert not others, (label, others)
+
+
+def test_the_recorded_h100_passes_every_counter_it_recorded(monkeypatch, tmp_path) -> None:
+    ids = _ids(monkeypatch, tmp_path, H100)
+    for cid in (
+        "gpu.pcie.replays",
+        "gpu.recovery_action",
+        "gpu.clocks_event_counters",
+        "gpu.clocks.applications",
+    ):
+        assert ids[cid].status is Status.PASS, ids[cid]
+    assert ids["gpu.clocks.applications"].observed == "graphics 1980/1980 MHz, mem 2619/2619 MHz"
+    # recorded on neither card: skipped with NVML's reason, never failed
+    for cid in ("gpu.nvlink.errors", "gpu.memory.unrepairable"):
+        assert ids[cid].status is Status.SKIP and ids[cid].detail, ids[cid]
+
+
+def test_an_older_driver_without_the_counters_skips_them(monkeypatch, tmp_path) -> None:
+    # the H200 recording holds none of them: NVML answers NotSupported (per field for field values)
+    ids = _ids(monkeypatch, tmp_path, H200)
+    for cid in (
+        "gpu.pcie.replays",
+        "gpu.nvlink.errors",
+        "gpu.recovery_action",
+        "gpu.memory.unrepairable",
+        "gpu.clocks_event_counters",
+        "gpu.clocks.applications",
+    ):
+        assert ids[cid].status is Status.SKIP, ids[cid]
+        assert "not supported" in ids[cid].detail or "NVLink" in ids[cid].detail, ids[cid]
+
+
+def test_a_snapshot_with_a_string_counter_is_refused_naming_the_field(monkeypatch, tmp_path) -> None:
+    from dlverify import snapshot
+
+    snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, H100)
+    snap["nvml"]["gpus"][0]["pcie_replay_count"] = "12"
+    with pytest.raises(snapshot.SnapshotError, match=r"nvml.gpus\[0\].pcie_replay_count"):
+        snapshot.validate(snap)
+    snap["nvml"]["gpus"][0]["pcie_replay_count"] = 0
+    snap["nvml"]["gpus"][0]["clocks_event_counters_ns"]["hw_thermal_slowdown"] = "lots"
+    with pytest.raises(snapshot.SnapshotError, match=r"clocks_event_counters_ns\.hw_thermal_slowdown"):
+        snapshot.validate(snap)

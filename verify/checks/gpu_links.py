@@ -126,3 +126,35 @@ def check_nvlink(gs: GpuSpec | None, g: Json, j: Recorder) -> None:
             )
         else:
             j.check("gpu.nvlink", "NVLink").fail(obs, "all up", f"link(s) {', '.join(down)} down")
+
+
+def check_pcie_replays(g: Json, j: Recorder) -> None:
+    """PCIe replays since the driver loaded: each is a packet the link had to resend (a marginal link,
+    riser or slot). History, not a live fault: any warns."""
+    n = g.get("pcie_replay_count")
+    if missing(n):
+        j.check("gpu.pcie.replays", "PCIe replays").skip(missing(n) or "")
+    elif n:
+        j.check("gpu.pcie.replays", "PCIe replays").warn(
+            str(n), "0", f"{n} PCIe replay(s) since the driver loaded: a marginal link, riser or slot"
+        )
+    else:
+        j.check("gpu.pcie.replays", "PCIe replays").ok("0", "0")
+
+
+def check_nvlink_errors(g: Json, j: Recorder) -> None:
+    """NVLink replay, recovery and CRC error counters, summed over the card's links: any warns."""
+    errs = g.get("nvlink_errors")
+    why = missing(errs)
+    name = "NVLink error counters"
+    if why is not None:
+        j.check("gpu.nvlink.errors", name).skip(why)
+        return
+    bad = {k: v for k, v in errs.items() if isinstance(v, (int, float)) and v}
+    if bad:
+        shown = ", ".join(f"{k} {v}" for k, v in bad.items())
+        j.check("gpu.nvlink.errors", name).warn(
+            shown, "0", "NVLink errors since the driver loaded: a link retrains or resends (cable, bridge)"
+        )
+    else:
+        j.check("gpu.nvlink.errors", name).ok("0", "0")
