@@ -172,6 +172,10 @@ class GpuInfo:
     max_cuda: str | None = None
     max_driver_branch: str | None = None
     memory_type: str | None = None
+    # the exact total NVML reports (MiB), as recorded on a real card: judged instead of the marketed size
+    memory_mib: int | None = None
+    # the link stays at its maximum generation when idle (seen on a real card): a lower current gen is a fault
+    pcie_gen_holds_at_idle: bool | None = None
     note: str | None = None
     source: tuple[str, ...] = ()  # the NVIDIA documents this card's facts come from
     unsourced: tuple[tuple[str, str], ...] = ()  # (field, why) for values no document was found for

@@ -11,6 +11,17 @@ dlverify.probes.nvml.query) runs on recorded data. Rules:
   nobody mistakes a missing recording for a card property);
 - ``init_error`` makes ``nvmlInit`` raise like a machine without a driver, with a broken one, etc.
 
+The counters issue 10 added (PCIe replays, NVLink error counters, application clocks, the clocks-event
+counters and GPU recovery action as NVML field values, the unrepairable-memory flag) are not in either
+``nvml_snapshot.json``. For the H100 they come from the same machine's ``nvidia-smi -q -x``
+(tests/fixtures/h100-sxm-80gb/nvidia-smi-q.xml, read by :func:`load_recording` into the keys ``pcie_replay``,
+``app_clock_*`` and ``field_values``); the H200 has no nvidia-smi recording, so on it these calls answer
+NotSupported (field values: NOT_SUPPORTED in each field's slot, as NVML does for a field it lacks). That is
+the replay's honest "not recorded", not a property of the card: a real H200 on this driver answers them.
+NVLink error counters and the unrepairable-memory flag were recorded on neither card: NotSupported (the
+recorded cards have no NVLink; nvidia-smi 580 prints no unrepairable-memory line). A fault test adds the
+key to a copy of the recording.
+
 Use :func:`install` with pytest's monkeypatch: it swaps the module where dlverify.probes.nvml looks for it.
 """
 
@@ -62,7 +73,43 @@ CARDS = {
 
 def load_recording(card: Path | Card = H100) -> dict[str, Any]:
     folder = card.folder if isinstance(card, Card) else card
-    return json.loads((folder / "nvml_snapshot.json").read_text())
+    rec = json.loads((folder / "nvml_snapshot.json").read_text())
+    xml = folder / "nvidia-smi-q.xml"
+    if xml.is_file() and len(rec.get("gpus", [])) == 1:
+        rec["gpus"][0].update(_from_smi_xml(xml))
+    return rec
+
+
+def _from_smi_xml(path: Path) -> dict[str, Any]:
+    """What the same machine's ``nvidia-smi -q -x`` recorded for the calls nvml_snapshot.json lacks."""
+    import xml.etree.ElementTree as ET
+
+    gpu = ET.parse(path).getroot().find("gpu")
+    assert gpu is not None
+
+    def num(tag: str) -> int:
+        text = (gpu.findtext(tag) or "").split()
+        return int(text[0])
+
+    out: dict[str, Any] = {
+        "pcie_replay": num("pci/replay_counter"),
+        "app_clock_graphics": num("applications_clocks/graphics_clock"),
+        "app_clock_mem": num("applications_clocks/mem_clock"),
+        "app_clock_graphics_default": num("default_applications_clocks/graphics_clock"),
+        "app_clock_mem_default": num("default_applications_clocks/mem_clock"),
+    }
+    actions = {"None": 0, "Reset": 1, "Reboot": 2, "Drain P2P": 3, "Drain and Reset": 4}
+    counters = "clocks_event_reasons_counters/clocks_event_reasons_counters_"
+    us = 1000  # nvidia-smi prints the counters in us, NVML's fields are ns
+    out["field_values"] = {
+        "230": actions[gpu.findtext("gpu_recovery_action") or ""],
+        "74": num(counters + "sw_power_cap") * us,
+        "76": num(counters + "sync_boost") * us,
+        "269": num(counters + "sw_therm_slowdown") * us,
+        "270": num(counters + "hw_therm_slowdown") * us,
+        "271": num(counters + "hw_power_brake") * us,
+    }
+    return out
 
 
 def _raise(name: str) -> None:
@@ -146,6 +193,38 @@ def build(recording: dict[str, Any], init_error: str | None = None) -> types.Mod
         info.state, info.status = rec_fabric["state"], rec_fabric["status"]
         return _real.NVML_SUCCESS
 
+    def app_clock(default: bool) -> Any:
+        def fn(h: _Handle, kind: int) -> Any:
+            base = {_real.NVML_CLOCK_GRAPHICS: "app_clock_graphics", _real.NVML_CLOCK_MEM: "app_clock_mem"}
+            if kind not in base:
+                _raise("NVMLError_NotSupported")
+            return _field(base[kind] + ("_default" if default else ""))(h)
+
+        return fn
+
+    def nvlink_error(h: _Handle, link: int, counter: int) -> Any:
+        """``nvlink_errors``: one list per link of the NVML_NVLINK_ERROR_DL_* counters, when recorded."""
+        per_link = h.gpu.get("nvlink_errors")
+        if per_link is None or link >= len(per_link) or counter >= len(per_link[link]):
+            _raise("NVMLError_NotSupported")
+        return _value(per_link[link][counter])
+
+    def field_values(h: _Handle, ids: list[Any]) -> list[Any]:
+        """Like NVML: the call succeeds and each field carries its own return code; a field not recorded
+        answers NOT_SUPPORTED in its slot."""
+        recorded = h.gpu.get("field_values", {})
+        out = []
+        for fid in ids:
+            v = recorded.get(str(fid))
+            ret = _real.NVML_SUCCESS if isinstance(v, int) else _real.NVML_ERROR_NOT_SUPPORTED
+            val = types.SimpleNamespace(ullVal=v if isinstance(v, int) else 0)
+            out.append(
+                types.SimpleNamespace(
+                    fieldId=fid, nvmlReturn=ret, valueType=_real.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, value=val
+                )
+            )
+        return out
+
     def temperature(h: _Handle, sensor: int) -> Any:
         if sensor != _real.NVML_TEMPERATURE_GPU:
             _raise("NVMLError_NotSupported")
@@ -196,6 +275,12 @@ def build(recording: dict[str, Any], init_error: str | None = None) -> types.Mod
         "nvmlDeviceGetUtilizationRates": _field("utilization", _ns),
         "nvmlDeviceGetFanSpeed": _field("fan"),
         "nvmlDeviceGetNumaNodeId": _field("numa_node"),
+        "nvmlDeviceGetPcieReplayCounter": _field("pcie_replay"),
+        "nvmlDeviceGetApplicationsClock": app_clock(False),
+        "nvmlDeviceGetDefaultApplicationsClock": app_clock(True),
+        "nvmlDeviceGetNvLinkErrorCounter": nvlink_error,
+        "nvmlDeviceGetFieldValues": field_values,
+        "nvmlDeviceGetUnrepairableMemoryFlag_v1": _field("unrepairable_memory"),
     }
     for name, fn in calls.items():
         setattr(mod, name, fn)

@@ -156,11 +156,16 @@ def test_a_straggler_is_named_with_its_thermal_cause() -> None:
 
 def test_straggler_tolerance_comes_from_the_spec() -> None:
     workers = [_worker(0), _worker(1, infer=INFER * 0.9), _worker(2)]
-    assert one(judge(_record(workers), references=REFS), "bench.infer.straggler",
-               "gpu1").status is Status.FAIL
+    assert (
+        one(judge(_record(workers), references=REFS), "bench.infer.straggler", "gpu1").status is Status.FAIL
+    )
     loose = BenchSpec(straggler_tolerance=0.12)
-    assert one(judge(_record(workers), references=REFS, bench_spec=loose), "bench.infer.straggler",
-               "gpu1").status is Status.PASS
+    assert (
+        one(
+            judge(_record(workers), references=REFS, bench_spec=loose), "bench.infer.straggler", "gpu1"
+        ).status
+        is Status.PASS
+    )
 
 
 def test_a_throttled_gpu_that_keeps_up_is_still_flagged() -> None:
@@ -174,13 +179,19 @@ def test_a_throttled_gpu_that_keeps_up_is_still_flagged() -> None:
     assert one(res, "bench.infer.straggler", "gpu0").status is Status.PASS
     # the spec may allow a reason (ChecksSpec.allowed_clock_event_reasons), but never a fault
     synced = _tele(reasons={"sync_boost": 0.2})
-    assert one(judge(_record([_worker(0, tele=synced)]), references=REFS), "bench.telemetry",
-               "gpu0").status is Status.WARN
-    allowed = judge(_record([_worker(0, tele=synced)]), references=REFS,
-                    allowed_reasons=("sync_boost", "sw_power_cap"))
+    assert (
+        one(judge(_record([_worker(0, tele=synced)]), references=REFS), "bench.telemetry", "gpu0").status
+        is Status.WARN
+    )
+    allowed = judge(
+        _record([_worker(0, tele=synced)]), references=REFS, allowed_reasons=("sync_boost", "sw_power_cap")
+    )
     assert one(allowed, "bench.telemetry", "gpu0").status is Status.PASS
-    still = judge(_record([_worker(0, tele=driver_hot)]), references=REFS,
-                  allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"))
+    still = judge(
+        _record([_worker(0, tele=driver_hot)]),
+        references=REFS,
+        allowed_reasons=("sw_thermal_slowdown", "sw_power_cap"),
+    )
     assert one(still, "bench.telemetry", "gpu0").status is Status.FAIL
 
 
@@ -341,7 +352,8 @@ def test_check_and_bench_judge_a_clocks_event_reason_alike(reason: str, allowed:
     spec = Spec(HardwareSpec(gpus=(GpuSpec(CARD),)), SoftwareSpec(), checks)
     snap = {"nvml": {"gpus": [{"index": 0, "name": CARD, "clocks_event_reasons": [reason]}]}, "host": {}}
     in_check = one(run_checks(spec, snap, only=("gpu",)), "gpu.clocks_event_reasons", "gpu0").status
-    bench = judge(_record([_worker(0, tele=_tele(reasons={reason: 0.5}))]), references=REFS,
-                  allowed_reasons=allowed)
+    bench = judge(
+        _record([_worker(0, tele=_tele(reasons={reason: 0.5}))]), references=REFS, allowed_reasons=allowed
+    )
     assert one(bench, "bench.telemetry", "gpu0").status is in_check is clocks.severity(reason, allowed)
     assert (in_check is Status.FAIL) == (reason in clocks.FAULTS) == clocks.BY_NAME[reason].fault

@@ -23,8 +23,9 @@ TINY = BenchConfig(
 ).resolved()
 
 
-BATCH8 = BenchConfig(device="cpu", image_size=32, train_batch=8, infer_batch=8, duration_s=0.05,
-                     window_s=0.01, min_windows=3).resolved()
+BATCH8 = BenchConfig(
+    device="cpu", image_size=32, train_batch=8, infer_batch=8, duration_s=0.05, window_s=0.01, min_windows=3
+).resolved()
 
 
 def _measure(mode: str, fault: str | None = None, cfg: BenchConfig = TINY, precision: str = "auto") -> dict:
@@ -35,8 +36,10 @@ def _measure(mode: str, fault: str | None = None, cfg: BenchConfig = TINY, preci
     return recipe.measure(w, cfg, CPU)
 
 
-@pytest.mark.parametrize(("mode", "broken"), [("train", b) for b in recipe.BROKEN]
-                         + [("infer", b) for b in recipe.BROKEN if b != "freeze"])  # nothing trains in infer
+@pytest.mark.parametrize(
+    ("mode", "broken"),
+    [("train", b) for b in recipe.BROKEN] + [("infer", b) for b in recipe.BROKEN if b != "freeze"],
+)  # nothing trains in infer
 def test_guard_rejects_every_broken_recipe(mode: str, broken: str) -> None:
     r = _measure(mode, broken, BATCH8)
     g = r["guard"]

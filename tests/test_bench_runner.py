@@ -128,13 +128,16 @@ class _TwoGpuNvml:
         return nvml.query(fn, *args)
 
 
-@pytest.mark.parametrize(("visible", "gpus", "want"), [
-    (None, "all", [0, 1]),
-    ("1", "all", [1]),
-    ("GPU-9f3e", "all", [1]),
-    ("1,0", "all", [1, 0]),
-    ("0,7,1", "all", [0]),  # CUDA ignores everything from the first entry it cannot resolve
-])
+@pytest.mark.parametrize(
+    ("visible", "gpus", "want"),
+    [
+        (None, "all", [0, 1]),
+        ("1", "all", [1]),
+        ("GPU-9f3e", "all", [1]),
+        ("1,0", "all", [1, 0]),
+        ("0,7,1", "all", [0]),  # CUDA ignores everything from the first entry it cannot resolve
+    ],
+)
 def test_an_inherited_cuda_visible_devices_is_respected(monkeypatch, visible, gpus, want) -> None:
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -149,10 +152,13 @@ def test_cuda_visible_devices_limits_what_gpus_may_name(monkeypatch) -> None:
         runner.discover_gpus("0", nvml=_TwoGpuNvml)
 
 
-@pytest.mark.parametrize(("visible", "match"), [
-    ("", "leaves no GPU"),
-    ("MIG-4f0c1b2a-0000-0000-0000-000000000000", "MIG instance"),
-])
+@pytest.mark.parametrize(
+    ("visible", "match"),
+    [
+        ("", "leaves no GPU"),
+        ("MIG-4f0c1b2a-0000-0000-0000-000000000000", "MIG instance"),
+    ],
+)
 def test_cuda_visible_devices_that_leave_nothing_say_why(monkeypatch, visible, match) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     with pytest.raises(runner.NoGpuError, match=match):
@@ -163,8 +169,15 @@ def test_all_workers_start_timing_together_after_their_own_compile() -> None:
     """Worker 1 compiles LATE_S longer (test hook "late"); both still start the timed phase together."""
     pytest.importorskip("torch")
     slots = runner.cpu_slots("0,1")
-    cfg = BenchConfig(device="cpu", fault="late@1", modes=("train",), image_size=32, train_batch=2,
-                      duration_s=0.2, window_s=0.05)
+    cfg = BenchConfig(
+        device="cpu",
+        fault="late@1",
+        modes=("train",),
+        image_size=32,
+        train_batch=2,
+        duration_s=0.2,
+        window_s=0.05,
+    )
     recs = runner.run_workers(slots, cfg, timeout_s=120)
     assert [r["status"] for r in recs] == ["ok", "ok"], recs
     starts = [next(t for mode, phase, t in r["phases"] if phase == "timed") for r in recs]
@@ -175,8 +188,15 @@ def test_all_workers_start_timing_together_after_their_own_compile() -> None:
 def test_a_failed_peer_does_not_hold_the_others_at_the_start_line() -> None:
     pytest.importorskip("torch")
     slots = runner.cpu_slots("0,1")
-    cfg = BenchConfig(device="cpu", fault="raise@1", modes=("train",), image_size=32, train_batch=2,
-                      duration_s=0.2, window_s=0.05)
+    cfg = BenchConfig(
+        device="cpu",
+        fault="raise@1",
+        modes=("train",),
+        image_size=32,
+        train_batch=2,
+        duration_s=0.2,
+        window_s=0.05,
+    )
     t = time.monotonic()
     recs = runner.run_workers(slots, cfg, timeout_s=120)
     assert recs[0]["status"] == "ok" and recs[1]["failure"]["kind"] == "exception"

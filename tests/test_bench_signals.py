@@ -26,16 +26,36 @@ def _start_hung_bench(err_path: str) -> tuple[subprocess.Popen[str], list[psutil
     env = {**os.environ, "DLVERIFY_BENCH_FAULT": "hang", "PYTHONUNBUFFERED": "1"}
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dlverify.cli", "bench", "--device", "cpu", "--gpus", "0,1", "--quiet",
-             "--timeout", "300", "--format", "json"],
-            env=env, stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "dlverify.cli",
+                "bench",
+                "--device",
+                "cpu",
+                "--gpus",
+                "0,1",
+                "--quiet",
+                "--timeout",
+                "300",
+                "--format",
+                "json",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            start_new_session=True,
         )
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         kids = parent.children(recursive=True)
-        workers = [k for k in kids if k.ppid() == proc.pid and _cmd(k).count("multiprocessing") and
-                   "resource_tracker" not in _cmd(k)]
+        workers = [
+            k
+            for k in kids
+            if k.ppid() == proc.pid and _cmd(k).count("multiprocessing") and "resource_tracker" not in _cmd(k)
+        ]
         helpers = [k for k in kids if "time.sleep(600)" in _cmd(k)]
         if len(workers) == WORKERS and len(helpers) == WORKERS:
             return proc, kids

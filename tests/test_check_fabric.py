@@ -123,3 +123,15 @@ def test_without_host_data_the_check_says_so(monkeypatch, tmp_path) -> None:
     snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, H100, spec=spec)  # only gpu + software
     r = next(r for r in run_checks(spec, snap, only=("gpu",)) if r.id == "gpu.fabric")
     assert r.status is Status.SKIP and "NVSwitches not probed" in r.detail
+
+
+@pytest.mark.parametrize("service", ["failed", "inactive"])
+def test_a_fabric_manager_that_died_after_registering_fails(monkeypatch, tmp_path, service) -> None:
+    # the GPUs registered (state completed) before the service died: the fabric is not re-set-up after a
+    # GPU reset or a switch error, and a restart of the box stays broken until it runs again
+    r = _fabric(
+        monkeypatch, tmp_path, gpu_fabric={"state": COMPLETED, "status": 0}, switches=4, service=service
+    )
+    assert r.status is Status.FAIL, (r.observed, r.detail)
+    assert r.observed == f"registered on 1 GPU(s); nvidia-fabricmanager {service}"
+    assert "nvidia-fabricmanager" in r.detail and service in r.detail

@@ -303,3 +303,20 @@ def test_live_host_probe_runs_here() -> None:
     json.dumps(host)
     assert isinstance(host["cpu"]["threads"], int) and host["cpu"]["threads"] >= 1
     assert host["ram"]["total_bytes"] > 2**28
+
+
+def test_a_virtio_disk_is_not_called_hdd() -> None:
+    from dlverify.probes.host import disk_class
+
+    # virtio-blk reports rotational=1 whatever the host's media is: the guest cannot tell
+    assert disk_class("vda", 1) == "virtio"
+    assert disk_class("vdb", 0) == "virtio"
+    assert disk_class("sda", 1) == "hdd"
+
+
+def test_a_virtio_disk_of_the_size_warns_instead_of_failing_an_ssd_spec() -> None:
+    spec = _spec(storage=(StorageSpec("ssd", 500),))
+    disks = [{"name": "vda", "class": "virtio", "size_bytes": 600 * 10**9}]
+    ids = _ids(spec, {"disks": disks, "mounts": []})
+    assert ids["host.storage[0]"].status is Status.WARN, ids["host.storage[0]"]
+    assert "virtio" in ids["host.storage[0]"].detail

@@ -41,9 +41,13 @@ def _command_lines(prefix: str) -> list[str]:
 
 
 def test_every_repo_path_in_the_readme_exists():
-    paths = set(re.findall(
-        r"(?<![\w/.-])((?:hwspec|specs|tools|roles|playbooks|molecule|inventory|benchmarks|tests|verify)"
-        r"/[\w./-]+\.(?:ya?ml|py|sh|json))", README))
+    paths = set(
+        re.findall(
+            r"(?<![\w/.-])((?:hwspec|specs|tools|roles|playbooks|molecule|inventory|benchmarks|tests|verify)"
+            r"/[\w./-]+\.(?:ya?ml|py|sh|json))",
+            README,
+        )
+    )
     assert paths, "no path found: the pattern is broken"
     missing = sorted(p for p in paths if "<" not in p and "*" not in p and not (REPO / p).exists())
     assert missing == [], missing
@@ -92,8 +96,14 @@ def test_site_command_lists_its_tasks(line, tmp_path):
         if arg == "--tags":
             assert set(args[i + 1].split(",")) <= _site_tags(), line
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOME=str(tmp_path / "ansible-home"))
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, *args, "--list-tasks"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, *args, "--list-tasks"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     if "--tags" in args:
         wanted = args[args.index("--tags") + 1].split(",")
@@ -104,13 +114,23 @@ def test_site_command_lists_its_tasks(line, tmp_path):
 
 def test_quick_start_lint_exits_0():
     assert ".venv/bin/dlverify spec lint hwspec.yaml" in _command_lines(".venv/bin/dlverify")
-    proc = subprocess.run([sys.executable, "-m", "dlverify.cli", "spec", "lint", "hwspec.yaml"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlverify.cli", "spec", "lint", "hwspec.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_molecule_runner_list_runs():
     assert "tools/harness/molecule-run.sh --list" in _command_lines("tools/harness/molecule-run.sh")
-    proc = subprocess.run(["bash", "tools/harness/molecule-run.sh", "--list"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "tools/harness/molecule-run.sh", "--list"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "site" in proc.stdout, proc.stdout + proc.stderr

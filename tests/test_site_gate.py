@@ -61,7 +61,7 @@ def _fake_host(tmp_path: Path) -> tuple[Path, Path]:
     inventory.write_text(
         "all:\n  children:\n    gpu_servers:\n      hosts:\n"
         f"        gpu01: {{{host}}}\n        gpu02: {{{host}}}\n"
-        f"      vars:\n        miniconda_installer_sha256: \"{'0' * 64}\"\n"
+        f'      vars:\n        miniconda_installer_sha256: "{"0" * 64}"\n'
     )
     return inventory, marker
 
@@ -80,9 +80,23 @@ def _run(tmp_path: Path, spec: Path, extra: list[str]) -> tuple[subprocess.Compl
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
     )
     proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "site.yml", "-i", str(inventory), "--check", "-e", f"hwspec={spec}",
-         "-e", f"dlverify_wheel={wheel}", *extra],
-        cwd=SITE_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            ANSIBLE_PLAYBOOK,
+            "site.yml",
+            "-i",
+            str(inventory),
+            "--check",
+            "-e",
+            f"hwspec={spec}",
+            "-e",
+            f"dlverify_wheel={wheel}",
+            *extra,
+        ],
+        cwd=SITE_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return proc, marker
 

@@ -179,3 +179,14 @@ def test_init_bad_snapshot(
         snap.write_text(json.dumps(doc))
         code, out, err = run(capsys, "spec", "init", "--from-snapshot", str(snap))
         assert code == 2 and "not a dlverify snapshot" in err and not out, doc
+
+
+def test_lint_writes_the_report_to_a_file_with_o(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "lint.json"
+    code, out, _ = run(
+        capsys, "spec", "lint", str(ROOT / "hwspec.yaml"), "--format", "json", "-o", str(out_file)
+    )
+    assert code == 0 and out == ""
+    assert json.loads(out_file.read_text())["exit_code"] == 0
+    code, _, err = run(capsys, "spec", "lint", str(ROOT / "hwspec.yaml"), "--output", str(tmp_path / "no/x"))
+    assert code == 2 and "cannot write" in err

@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lint.add_argument(
         "--format", choices=("table", "json", "junit"), default="table", help="output format (default: table)"
     )
+    lint.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     lint.set_defaults(func=_lint)
 
     schema = specsub.add_parser("schema", help="print the spec's JSON Schema (draft 2020-12)")
@@ -86,16 +87,19 @@ def _lint(args: argparse.Namespace) -> int:
     except SpecError as err:
         _print_spec_errors(err, args.format)
         return EXIT_USAGE
+    from dlverify.cmd_check import _write
+
     results = lint(spec)
-    sys.stdout.write(
-        render(
-            results,
-            args.format,
-            command=f"spec lint {args.spec}",
-            title=f"dlverify spec lint {args.spec}",
-            meta={"spec": args.spec},
-        )
+    text = render(
+        results,
+        args.format,
+        command=f"spec lint {args.spec}",
+        title=f"dlverify spec lint {args.spec}",
+        meta={"spec": args.spec},
+        color=False if args.output else None,
     )
+    if not _write(text, args.output):
+        return EXIT_USAGE
     return exit_code(results)
 
 

@@ -133,14 +133,25 @@ FIELDS: dict[str, str] = {
             "retired_pages_sbe_count temperature_c power_usage_mw power_limit_mw power_default_limit_mw "
             "clock_sm_mhz clock_sm_max_mhz clock_mem_mhz clock_mem_max_mhz clocks_event_reasons_mask "
             "pcie_gen_current pcie_gen_max pcie_gen_gpu_max pcie_width_current pcie_width_max "
-            "utilization_gpu_pct utilization_memory_pct"
+            "utilization_gpu_pct utilization_memory_pct pcie_replay_count app_clock_graphics_mhz "
+            "app_clock_graphics_default_mhz app_clock_mem_mhz app_clock_mem_default_mhz"
         )
     },
+    "nvml.gpus[].nvlink_errors": _OBJ,
+    **{f"nvml.gpus[].nvlink_errors.{k}": _NUM for k in ("replay", "recovery", "crc_flit", "crc_data")},
+    "nvml.gpus[].clocks_event_counters_ns": _OBJ,
+    **{
+        f"nvml.gpus[].clocks_event_counters_ns.{k}": _NUM
+        for k in _split(
+            "sw_power_cap sync_boost sw_thermal_slowdown hw_thermal_slowdown hw_power_brake_slowdown"
+        )
+    },
+    "nvml.gpus[].recovery_action": _STR,
     **{
         f"nvml.gpus[].{k}": _BOOL
         for k in _split(
             "ecc_mode_current ecc_mode_pending remapped_rows_pending remapped_rows_failure "
-            "retired_pages_pending persistence_mode mig_mode_current mig_mode_pending"
+            "retired_pages_pending persistence_mode mig_mode_current mig_mode_pending unrepairable_memory"
         )
     },
     **{

@@ -2,7 +2,9 @@
 
 The GPUs' own fabric state (NVML, Hopper and later) is the authority where they report one; on older
 boards with NVSwitches the fabric manager's service state is the only witness. A host without switches,
-whose GPUs report no fabric, needs no fabric manager and the check is skipped saying so.
+whose GPUs report no fabric, needs no fabric manager and the check is skipped saying so. On a board with
+NVSwitches the service must also be running where the GPUs say they registered: they stay "completed"
+after the fabric manager dies, which only the service state shows.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dlverify.checks.common import Json, get, missing
 from dlverify.results import Recorder
 
 NAME = "NVSwitch fabric"
+# systemctl is-active words for a service that is up (or on its way up after a restart)
+_RUNNING = frozenset({"active", "reloading", "activating"})
 _CONSEQUENCE = (
     "CUDA programs fail with 'system not yet initialized' (error 802) until nvidia-fabricmanager registers "
     "the GPUs: see `systemctl status nvidia-fabricmanager`; its version must equal the driver's"
@@ -39,6 +43,17 @@ def check_fabric(snap: Json, gpus: list[Json], j: Recorder) -> None:
             for i, f in reporting.items()
             if f.get("state") != "completed" or f.get("status") != "NVML_SUCCESS"
         }
+        if not bad and switches and service_word and service_word not in _RUNNING:
+            # registered before the service died: NVML still says completed, but nothing tends the
+            # fabric any more (a GPU reset, a switch error or the next boot leaves CUDA at error 802)
+            j.check("gpu.fabric", NAME).fail(
+                f"registered on {len(reporting)} GPU(s){svc}",
+                "completed, nvidia-fabricmanager active",
+                f"the GPUs registered, but the nvidia-fabricmanager service is {service_word} on this "
+                f"NVSwitch board: start it (`systemctl restart nvidia-fabricmanager`; "
+                f"`journalctl -u nvidia-fabricmanager` says why it stopped); without it {_CONSEQUENCE}",
+            )
+            return
         if not bad:
             j.check("gpu.fabric", NAME).ok(f"registered on {len(reporting)} GPU(s){svc}", "completed")
             return

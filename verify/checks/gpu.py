@@ -4,9 +4,11 @@ This module judges what is about the node (NVML, GPU count, driver, CUDA driver 
 card's judges in report order. The judges live by what they judge:
 
 - ``gpu_identity``: model, memory, persistence, MIG and compute mode
-- ``gpu_health``: ECC, row remapping, retired pages, and the node's XID errors
-- ``gpu_links``: PCIe and NVLink (``fabric``: the NVSwitch fabric)
-- ``gpu_clocks``: temperature, clocks-event reasons, power limit
+- ``gpu_health``: ECC, row remapping, retired pages, unrepairable memory, recovery action, and the node's
+  XID errors
+- ``gpu_links``: PCIe (generation, width, replays) and NVLink (links, error counters) (``fabric``: the
+  NVSwitch fabric)
+- ``gpu_clocks``: temperature, clocks-event reasons and counters, application clocks, power limit
 
 A new GPU check goes into the module of what it judges, and into :func:`_card` (or :func:`check_gpus`).
 """
@@ -115,10 +117,16 @@ def _card(spec: Spec, g: Json, j: Recorder) -> None:
     gpu_identity.check_persistence(c, g, j)
     gpu_health.check_ecc(c, g, j)
     gpu_health.check_remap(g, j)
+    gpu_health.check_unrepairable_memory(g, j)
+    gpu_health.check_recovery_action(g, j)
     gpu_links.check_pcie(gs, c, g, j)
+    gpu_links.check_pcie_replays(g, j)
     gpu_links.check_nvlink(gs, g, j)
+    gpu_links.check_nvlink_errors(g, j)
     gpu_clocks.check_temperature(c, g, j)
     gpu_clocks.check_clock_events(c, g, j)
+    gpu_clocks.check_clock_event_counters(c, g, j)
+    gpu_clocks.check_application_clocks(g, j)
     gpu_clocks.check_power_limit(c, g, j)
     gpu_identity.check_mig(c, g, j)
     gpu_identity.check_compute_mode(c, g, j)

@@ -59,3 +59,49 @@ def check_power_limit(c: ChecksSpec, g: Json, j: Recorder) -> None:
             )
         else:
             j.check("gpu.power_limit", "power limit").ok(obs, exp)
+
+
+def check_clock_event_counters(c: ChecksSpec, g: Json, j: Recorder) -> None:
+    """Cumulative clocks-event time (since the driver loaded): what the current mask cannot show, a card
+    that protected itself while nobody looked. A protecting reason (severity fail in dlverify.clocks) with
+    time on it warns: it is history; the live mask is gpu.clocks_event_reasons."""
+    counters = g.get("clocks_event_counters_ns")
+    name = "clocks-event counters"
+    why = missing(counters)
+    if why is not None:
+        j.check("gpu.clocks_event_counters", name).skip(why)
+        return
+    timed = {k: v for k, v in counters.items() if isinstance(v, (int, float)) and v > 0}
+    shown = ", ".join(f"{k} {v / 1e9:.1f} s" for k, v in timed.items()) or "none"
+    hard = [k for k in timed if clocks.severity(k, ()) is Status.FAIL]
+    if hard:
+        j.check("gpu.clocks_event_counters", name).warn(
+            shown,
+            "no protective slowdown",
+            f"clocks were held down by {', '.join(hard)} since the driver loaded",
+        )
+    else:
+        j.check("gpu.clocks_event_counters", name).ok(shown, "no protective slowdown")
+
+
+def check_application_clocks(g: Json, j: Recorder) -> None:
+    """Application clocks set below the default (nvidia-smi -ac): every job runs slower than the card can."""
+    low = []
+    seen = []
+    for kind in ("graphics", "mem"):
+        cur, dflt = g.get(f"app_clock_{kind}_mhz"), g.get(f"app_clock_{kind}_default_mhz")
+        if missing(cur) or missing(dflt):
+            continue
+        seen.append(f"{kind} {cur}/{dflt} MHz")
+        if cur < dflt:
+            low.append(f"{kind} {cur} MHz < default {dflt} MHz")
+    name = "application clocks"
+    if not seen:
+        why = missing(g.get("app_clock_graphics_mhz")) or missing(g.get("app_clock_graphics_default_mhz"))
+        j.check("gpu.clocks.applications", name).skip(why or "not recorded")
+    elif low:
+        j.check("gpu.clocks.applications", name).warn(
+            ", ".join(seen), "the defaults", "; ".join(low) + " (reset with nvidia-smi -rac)"
+        )
+    else:
+        j.check("gpu.clocks.applications", name).ok(", ".join(seen), "the defaults")

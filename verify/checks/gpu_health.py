@@ -144,3 +144,32 @@ def check_remap(g: Json, j: Recorder) -> None:
             j.check(cid, label).fail("yes", "no", bad)
         else:
             j.check(cid, label).ok("no", "no")
+
+
+def check_recovery_action(g: Json, j: Recorder) -> None:
+    """The driver's own verdict (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, drivers >= 570): anything but
+    ``none`` means the GPU needs a reset, a drain or a reboot before it can be trusted."""
+    action = g.get("recovery_action")
+    if missing(action):
+        j.check("gpu.recovery_action", "recovery action").skip(missing(action) or "")
+    elif action == "none":
+        j.check("gpu.recovery_action", "recovery action").ok("none", "none")
+    else:
+        j.check("gpu.recovery_action", "recovery action").fail(
+            action,
+            "none",
+            f"the driver asks for {action.replace('_', ' ')} (nvidia-smi -q: GPU Recovery Action)",
+        )
+
+
+def check_unrepairable_memory(g: Json, j: Recorder) -> None:
+    """Memory the driver cannot repair (row remapping exhausted; newer drivers): the card needs an RMA."""
+    flag = g.get("unrepairable_memory")
+    if missing(flag):
+        j.check("gpu.memory.unrepairable", "unrepairable memory").skip(missing(flag) or "")
+    elif flag:
+        j.check("gpu.memory.unrepairable", "unrepairable memory").fail(
+            "flagged", "none", "the driver reports memory it cannot repair: replace the card"
+        )
+    else:
+        j.check("gpu.memory.unrepairable", "unrepairable memory").ok("none", "none")

@@ -4,8 +4,12 @@ persistence mode, MIG mode, compute mode. Pure."""
 from __future__ import annotations
 
 from dlverify.checks.common import Json, gib, missing
+from dlverify.hwspec.compat import gpu_info
 from dlverify.hwspec.model import ChecksSpec, GpuSpec, Spec
 from dlverify.results import Recorder
+
+# where the data knows a model's exact total (recorded on a real card): the slack for drivers' reserves
+EXACT_MEMORY_SLACK = 0.01
 
 
 def check_model(spec: Spec, gs: GpuSpec | None, g: Json, j: Recorder) -> None:
@@ -32,11 +36,31 @@ def check_memory(c: ChecksSpec, gs: GpuSpec | None, g: Json, j: Recorder) -> Non
     elif missing(mem):
         j.check("gpu.memory", "memory").fail(None, f"{gs.memory_gb:g} GB", f"unreadable: {missing(mem)}")
     else:
-        # cards are sold in GB but report GiB after the driver's reserve (80GB -> ~79.6 GiB)
+        info = gpu_info(g["name"]) if isinstance(g.get("name"), str) else None
+        exact = getattr(info, "memory_mib", None)
+        have_mib = mem / 2**20
+        if exact:
+            # the card's exact total as NVML reports it on a healthy card of this model: only the small
+            # difference between drivers' reserves is tolerated, never a missing memory stack
+            low_mib = exact * (1 - EXACT_MEMORY_SLACK)
+            note = f"this model reports {exact} MiB (within {EXACT_MEMORY_SLACK:.0%})"
+            if have_mib >= low_mib:
+                j.check("gpu.memory", "memory").ok(gib(mem), f"{gs.memory_gb:g} GB", note)
+            else:
+                j.check("gpu.memory", "memory").fail(
+                    gib(mem),
+                    f"{gs.memory_gb:g} GB",
+                    f"{have_mib:.0f} MiB: {exact - have_mib:.0f} MiB short; {note}",
+                )
+            return
+        # exact size unknown for this model: cards are sold in GB but report GiB after the driver's
+        # reserve (80GB -> ~79.6 GiB); checks.gpu_memory_tolerance covers that difference only
         low = gs.memory_gb * (1 - c.gpu_memory_tolerance)
         have = mem / 2**30
         if have >= low:
-            j.check("gpu.memory", "memory").ok(gib(mem), f"{gs.memory_gb:g} GB")
+            j.check("gpu.memory", "memory").ok(
+                gib(mem), f"{gs.memory_gb:g} GB", "exact size of this model unknown: within the tolerance"
+            )
         else:
             j.check("gpu.memory", "memory").fail(
                 gib(mem),

@@ -1,10 +1,14 @@
 """Per-card link judges: PCIe generation and width, NVLink. Pure. (The NVSwitch fabric is ``fabric.py``.)
 
-PCIe compares the link's *maximum* generation and width with the card's own maximum: an idle GPU drops
-its *current* generation to save power, which is not a fault; a current width below the maximum is.
+PCIe compares the link's *maximum* generation and width with the card's own maximum, and the *current* ones
+with the link's maximum: a current width below the maximum is a fault; a current generation below it is a
+fault on a card known to hold its maximum at idle (the Hopper recordings hold Gen5 idle) and a warning on
+others, which may downclock an idle link to save power.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from dlverify.checks.common import Json, missing
 from dlverify.hwspec.compat import gpu_info
@@ -15,17 +19,14 @@ from dlverify.unavailable import NO_NVLINK
 
 def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: Json, j: Recorder) -> None:
     if c.pcie == "ignore":
-        for cid in ("gpu.pcie.gen", "gpu.pcie.width", "gpu.pcie.width_current"):
+        for cid in ("gpu.pcie.gen", "gpu.pcie.gen_current", "gpu.pcie.width", "gpu.pcie.width_current"):
             j.check(cid, cid.removeprefix("gpu.")).skip("ignored by checks.pcie")
         return
     policy = c.pcie
     gen_max, gen_cur, gen_gpu = g.get("pcie_gen_max"), g.get("pcie_gen_current"), g.get("pcie_gen_gpu_max")
     want_gen = gs.pcie_gen if gs and gs.pcie_gen else (gen_gpu if isinstance(gen_gpu, int) else None)
-    idle = f"current gen {gen_cur}" + (
-        " (an idle GPU downclocks its link: not a fault)"
-        if isinstance(gen_cur, int) and isinstance(gen_max, int) and gen_cur < gen_max
-        else ""
-    )
+    name = g.get("name")
+    info = gpu_info(name) if isinstance(name, str) else None  # the compat data's record of this card
     if missing(gen_max):
         j.check("gpu.pcie.gen", "PCIe generation").skip(missing(gen_max) or "")
     elif want_gen is None:
@@ -37,14 +38,13 @@ def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: Json, j: Recorder) -> None:
             policy,
             f"Gen{gen_max}",
             f"Gen{want_gen}",
-            f"the link can only train to Gen{gen_max}: slot, riser or BIOS setting; {idle}",
+            f"the link can only train to Gen{gen_max}: slot, riser or BIOS setting",
         )
     else:
-        j.check("gpu.pcie.gen", "PCIe generation").ok(f"Gen{gen_max}", f"Gen{want_gen}", idle)
+        j.check("gpu.pcie.gen", "PCIe generation").ok(f"Gen{gen_max}", f"Gen{want_gen}", "the link's maximum")
+    _gen_current(policy, info, gen_cur, gen_max, j)
 
     w_max, w_cur = g.get("pcie_width_max"), g.get("pcie_width_current")
-    name = g.get("name")
-    info = gpu_info(name) if isinstance(name, str) else None  # the compat data's record of this card
     # every data-center and workstation card in the compat data is x16; NVML has no "GPU max width"
     want_w = gs.pcie_width if gs and gs.pcie_width else getattr(info, "pcie_width", None) or 16
     if missing(w_max):
@@ -69,6 +69,33 @@ def check_pcie(gs: GpuSpec | None, c: ChecksSpec, g: Json, j: Recorder) -> None:
         )
     else:
         j.check("gpu.pcie.width_current", "PCIe width (current)").ok(f"x{w_cur}", f"x{w_max}")
+
+
+def _gen_current(policy: str, info: Any, gen_cur: Any, gen_max: Any, j: Recorder) -> None:
+    """The generation the link runs at now. A card that holds its maximum at idle (both Hopper recordings
+    hold Gen5 at idle) trained below it: a fault, judged by checks.pcie. Other cards may downclock an idle
+    link to save power, so a lower generation only warns."""
+    name = "PCIe generation (current)"
+    if missing(gen_cur) or missing(gen_max):
+        j.check("gpu.pcie.gen_current", name).skip(missing(gen_cur) or missing(gen_max) or "")
+        return
+    if gen_cur >= gen_max:
+        j.check("gpu.pcie.gen_current", name).ok(f"Gen{gen_cur}", f"Gen{gen_max}")
+    elif getattr(info, "pcie_gen_holds_at_idle", None):
+        j.check("gpu.pcie.gen_current", name).policy(
+            policy,
+            f"Gen{gen_cur}",
+            f"Gen{gen_max}",
+            f"trained at Gen{gen_cur} of Gen{gen_max}; this card holds its maximum even at idle: "
+            "reseat the card, check the riser and the slot's BIOS setting",
+        )
+    else:
+        j.check("gpu.pcie.gen_current", name).warn(
+            f"Gen{gen_cur}",
+            f"Gen{gen_max}",
+            f"running Gen{gen_cur} of Gen{gen_max}: an idle GPU may downclock its link; "
+            "a loaded one should not (re-check under load)",
+        )
 
 
 def check_nvlink(gs: GpuSpec | None, g: Json, j: Recorder) -> None:
@@ -99,3 +126,35 @@ def check_nvlink(gs: GpuSpec | None, g: Json, j: Recorder) -> None:
             )
         else:
             j.check("gpu.nvlink", "NVLink").fail(obs, "all up", f"link(s) {', '.join(down)} down")
+
+
+def check_pcie_replays(g: Json, j: Recorder) -> None:
+    """PCIe replays since the driver loaded: each is a packet the link had to resend (a marginal link,
+    riser or slot). History, not a live fault: any warns."""
+    n = g.get("pcie_replay_count")
+    if missing(n):
+        j.check("gpu.pcie.replays", "PCIe replays").skip(missing(n) or "")
+    elif n:
+        j.check("gpu.pcie.replays", "PCIe replays").warn(
+            str(n), "0", f"{n} PCIe replay(s) since the driver loaded: a marginal link, riser or slot"
+        )
+    else:
+        j.check("gpu.pcie.replays", "PCIe replays").ok("0", "0")
+
+
+def check_nvlink_errors(g: Json, j: Recorder) -> None:
+    """NVLink replay, recovery and CRC error counters, summed over the card's links: any warns."""
+    errs = g.get("nvlink_errors")
+    why = missing(errs)
+    name = "NVLink error counters"
+    if why is not None:
+        j.check("gpu.nvlink.errors", name).skip(why)
+        return
+    bad = {k: v for k, v in errs.items() if isinstance(v, (int, float)) and v}
+    if bad:
+        shown = ", ".join(f"{k} {v}" for k, v in bad.items())
+        j.check("gpu.nvlink.errors", name).warn(
+            shown, "0", "NVLink errors since the driver loaded: a link retrains or resends (cable, bridge)"
+        )
+    else:
+        j.check("gpu.nvlink.errors", name).ok("0", "0")

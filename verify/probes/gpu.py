@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlverify import clocks
-from dlverify.probes.nvml import NvmlInitError, query, session
+from dlverify.probes.nvml import NvmlInitError, field_values, query, session
 from dlverify.unavailable import NO_FABRIC, NO_NVLINK, Unavailable, is_unavailable
 
 # NVML clocks-event (formerly "throttle") reason bits -> names: the table is dlverify.clocks
@@ -101,6 +101,68 @@ def _fabric(nv: Any, handle: Any) -> dict[str, Any] | Unavailable:
     return Unavailable(NO_FABRIC) if "not supported" in last.reason else last
 
 
+# nvmlDeviceGetNvLinkErrorCounter counters (NVML_NVLINK_ERROR_DL_*) -> snapshot names
+NVLINK_ERRORS = {"replay": 0, "recovery": 1, "crc_flit": 2, "crc_data": 3}
+
+# cumulative clocks-event counters (ns since the driver loaded), NVML field ids (drivers >= 535 have
+# sw_power_cap and sync_boost as the PERF_POLICY counters; the thermal/brake ones are newer fields)
+CLOCK_EVENT_COUNTER_FIELDS = {
+    "sw_power_cap": 74,  # NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP (= NVML_FI_DEV_PERF_POLICY_POWER)
+    "sync_boost": 76,  # NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST (= NVML_FI_DEV_PERF_POLICY_SYNC_BOOST)
+    "sw_thermal_slowdown": 269,  # NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN
+    "hw_thermal_slowdown": 270,  # NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN
+    "hw_power_brake_slowdown": 271,  # NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN
+}
+RECOVERY_ACTION_FIELD = 230  # NVML_FI_DEV_GET_GPU_RECOVERY_ACTION (drivers >= 570)
+# nvmlDeviceGpuRecoveryAction_t
+RECOVERY_ACTIONS = {
+    0: "none",
+    1: "gpu_reset",
+    2: "node_reboot",
+    3: "drain_p2p",
+    4: "drain_and_reset",
+    5: "recover_imex_domain",
+    6: "bus_reset",
+    7: "system_reboot",
+}
+
+
+def _nvlink_errors(handle: Any, links: Any) -> dict[str, int] | Unavailable:
+    """NVLink replay/recovery/CRC error counters summed over the card's links (NVML counts per link)."""
+    if isinstance(links, Unavailable):
+        return links
+    total = dict.fromkeys(NVLINK_ERRORS, 0)
+    first: Unavailable | None = None
+    answered = 0
+    for entry in links:
+        for name, counter in NVLINK_ERRORS.items():
+            got = query("nvmlDeviceGetNvLinkErrorCounter", handle, entry["link"], counter)
+            if isinstance(got, Unavailable):
+                first = first or got
+                continue
+            total[name] += int(got)
+            answered += 1
+    if not answered:
+        return Unavailable(f"NVLink error counters: {first.reason if first else 'no link'}")
+    return total
+
+
+def _clock_event_counters(fields: dict[int, Any] | Unavailable) -> dict[str, int] | Unavailable:
+    if isinstance(fields, Unavailable):
+        return fields
+    got = {n: fields[f] for n, f in CLOCK_EVENT_COUNTER_FIELDS.items() if not is_unavailable(fields[f])}
+    if not got:
+        return fields[CLOCK_EVENT_COUNTER_FIELDS["hw_thermal_slowdown"]]
+    return {n: int(v) for n, v in got.items()}
+
+
+def _recovery_action(fields: dict[int, Any] | Unavailable) -> str | Unavailable:
+    if isinstance(fields, Unavailable):
+        return fields
+    v = fields[RECOVERY_ACTION_FIELD]
+    return v if isinstance(v, Unavailable) else RECOVERY_ACTIONS.get(int(v), f"action {int(v)}")
+
+
 def _clock_event_reasons(handle: Any) -> int | Unavailable:
     mask = query("nvmlDeviceGetCurrentClocksEventReasons", handle)
     if isinstance(mask, Unavailable):  # drivers before 535 only know the old name
@@ -126,6 +188,9 @@ def probe_device(nv: Any, index: int) -> dict[str, Any]:
     retired_sbe = query(
         "nvmlDeviceGetRetiredPages", h, c.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
     )
+    nvlink = _nvlink(nv, h)
+    fields = field_values(h, [*CLOCK_EVENT_COUNTER_FIELDS.values(), RECOVERY_ACTION_FIELD])
+    app_clock, app_default = "nvmlDeviceGetApplicationsClock", "nvmlDeviceGetDefaultApplicationsClock"
     return {
         "index": index,
         "name": query("nvmlDeviceGetName", h),
@@ -159,6 +224,13 @@ def probe_device(nv: Any, index: int) -> dict[str, Any]:
         "clock_mem_max_mhz": query("nvmlDeviceGetMaxClockInfo", h, c.NVML_CLOCK_MEM),
         "clocks_event_reasons_mask": reasons,
         "clocks_event_reasons": _map(reasons, decode_clock_event_reasons),
+        "clocks_event_counters_ns": _clock_event_counters(fields),
+        "app_clock_graphics_mhz": query(app_clock, h, c.NVML_CLOCK_GRAPHICS),
+        "app_clock_graphics_default_mhz": query(app_default, h, c.NVML_CLOCK_GRAPHICS),
+        "app_clock_mem_mhz": query(app_clock, h, c.NVML_CLOCK_MEM),
+        "app_clock_mem_default_mhz": query(app_default, h, c.NVML_CLOCK_MEM),
+        "recovery_action": _recovery_action(fields),
+        "unrepairable_memory": _map(query("nvmlDeviceGetUnrepairableMemoryFlag_v1", h), bool),
         "persistence_mode": _map(query("nvmlDeviceGetPersistenceMode", h), bool),
         "compute_mode": _map(query("nvmlDeviceGetComputeMode", h), lambda m: COMPUTE_MODES.get(m, str(m))),
         "mig_mode_current": _map(_item(mig_mode, 0), bool),
@@ -169,7 +241,9 @@ def probe_device(nv: Any, index: int) -> dict[str, Any]:
         "pcie_gen_gpu_max": query("nvmlDeviceGetGpuMaxPcieLinkGeneration", h),  # the GPU alone
         "pcie_width_current": query("nvmlDeviceGetCurrPcieLinkWidth", h),
         "pcie_width_max": query("nvmlDeviceGetMaxPcieLinkWidth", h),
-        "nvlink": _nvlink(nv, h),
+        "pcie_replay_count": query("nvmlDeviceGetPcieReplayCounter", h),
+        "nvlink": nvlink,
+        "nvlink_errors": _nvlink_errors(h, nvlink),
         "fabric": _fabric(nv, h),
         "perf_state": _map(pstate, lambda p: f"P{p}"),
         "utilization_gpu_pct": _attr(util, "gpu"),

@@ -135,8 +135,12 @@ def probe_ram(root: Path) -> dict[str, Any] | Unavailable:
 
 
 def disk_class(name: str, rotational: int | Unavailable) -> str:
+    """nvme / ssd / hdd from the kernel's name and rotational flag; ``virtio`` for a VM's virtio-blk disk
+    (vd*), which reports rotational=1 whatever the host's media is: the guest cannot tell."""
     if name.startswith("nvme"):
         return "nvme"
+    if name.startswith("vd"):
+        return "virtio"
     if isinstance(rotational, Unavailable):
         return "unknown"
     return "hdd" if rotational else "ssd"

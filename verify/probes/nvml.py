@@ -63,6 +63,28 @@ def query(fn: Callable[..., T] | str, *args: Any) -> T | Unavailable:
     return value
 
 
+def field_values(handle: Any, field_ids: list[int]) -> dict[int, Any] | Unavailable:
+    """``nvmlDeviceGetFieldValues`` through :func:`query`: each field's value, or an :class:`Unavailable`
+    with NVML's per-field reason (a field newer than the driver answers NOT_SUPPORTED in its slot while the
+    call as a whole succeeds)."""
+    got = query("nvmlDeviceGetFieldValues", handle, list(field_ids))
+    if isinstance(got, Unavailable):
+        return got
+    out: dict[int, Any] = {}
+    for fid, fv in zip(field_ids, got, strict=False):
+        ret = int(getattr(fv, "nvmlReturn", 0))
+        if ret != 0:
+            err = _pynvml.NVMLError(ret) if _pynvml is not None else RuntimeError(f"NVML return {ret}")
+            out[fid] = Unavailable(_reason(err))
+            continue
+        kind = int(getattr(fv, "valueType", 3))
+        attr = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}.get(
+            kind, "ullVal"
+        )
+        out[fid] = getattr(fv.value, attr)
+    return out
+
+
 def pynvml() -> Any:
     """The pynvml module, for constants; raises NvmlInitError if the bindings are missing."""
     if _pynvml is None:
