@@ -118,8 +118,17 @@ def _split(words: str) -> list[str]:
     return words.split()
 
 
+# numbers are counts, sizes, clocks, watts, °C and seconds: NVML and /proc give none below zero
 _NUM, _BOOL, _STR, _LIST, _OBJ = "number", "true/false", "string", "list", "object"
 FIELDS: dict[str, str] = {
+    "hostname": _STR,
+    "taken_at": _STR,
+    "tool": _STR,
+    "areas": _LIST,
+    "areas[]": _STR,
+    "probe_seconds": _OBJ,
+    **{f"probe_seconds.{k}": _NUM for k in ("nvml", "host", "software")},
+    "nvml.nvml_version": _STR,
     "nvml.driver_version": _STR,
     "nvml.cuda_driver_version": _STR,
     "nvml.gpu_count": _NUM,
@@ -155,8 +164,12 @@ FIELDS: dict[str, str] = {
         )
     },
     **{
-        f"nvml.gpus[].{k}": _STR for k in ("name", "uuid", "pci_bus_id", "compute_mode", "compute_capability")
+        f"nvml.gpus[].{k}": _STR
+        for k in _split(
+            "name uuid pci_bus_id compute_mode compute_capability serial vbios_version perf_state"
+        )
     },
+    "nvml.gpus[].fabric": _OBJ,
     "nvml.gpus[].clocks_event_reasons": _LIST,
     "nvml.gpus[].clocks_event_reasons[]": _STR,
     "nvml.gpus[].nvlink": _LIST,
@@ -184,7 +197,17 @@ FIELDS: dict[str, str] = {
     "software.python_env.cuda_available": _BOOL,
     "software.python_env.device_count": _NUM,
     "software.python_env.nccl": _STR,
+    **{
+        f"software.python_env.{k}": _STR
+        for k in _split("executable torch_cudnn torchvision torchaudio tensorflow jax")
+    },
+    "software.python_env.device_names": _LIST,
+    "software.python_env.device_names[]": _STR,
     "software.cuda_toolkit": _OBJ,
+    "software.cuda_toolkit.default": _STR,
+    "software.cuda_toolkit.installs": _OBJ,
+    "software.cuda_toolkit.nvcc": _OBJ,
+    **{f"software.cuda_toolkit.nvcc.{k}": _STR for k in ("path", "release", "build", "version")},
     "software.cudnn": _OBJ,
     "software.tools": _OBJ,
 }
@@ -231,10 +254,17 @@ def _check_fields(doc: dict[str, Any], source: str) -> None:
         if isinstance(v, _NonFinite):
             raise SnapshotError(f"{source}: {path}: {v.text} is not a value a probe records")
         if isinstance(v, dict) and set(v) == {"unavailable"}:
+            if not isinstance(v["unavailable"], str):
+                raise SnapshotError(f"{source}: {path}: the reason it is unavailable must be a string, "
+                                    f"got {_shape(v['unavailable'])}")
             continue
         kind = FIELDS.get(pattern)
+        if pattern.startswith("software.cuda_toolkit.installs."):
+            kind = _STR  # install path -> version
         if kind is not None and v is not None and not _type_ok(kind, v):
             raise SnapshotError(f"{source}: {path}: expected {kind}, got {_shape(v)}")
+        if kind == _NUM and isinstance(v, (int, float)) and v < 0:
+            raise SnapshotError(f"{source}: {path}: expected {kind} >= 0, got {v!r} (no probe records that)")
         if isinstance(v, dict):
             stack.extend(
                 (f"{path}.{k}", f"{pattern}.{k}", x, depth + 1) for k, x in reversed(list(v.items()))
