@@ -75,3 +75,29 @@ def test_table_shows_every_check_and_a_summary() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render(RESULTS, "xml", command="check", title="t")
+
+
+def test_table_folds_long_paths_instead_of_cutting_them() -> None:
+    from dlverify.report import render_table
+    from dlverify.results import CheckResult, Status
+
+    path = "/usr/local/cuda-12.1/targets/x86_64-linux/lib/stubs/libcuda.so.1-and-a-long-tail"
+    r = [CheckResult("software.cuda", "software", "CUDA", Status.FAIL, path, "12.1", "see " + path)]
+    text = render_table(r, title="t", width=80, color=False)
+    assert "…" not in text
+    assert "".join(line.strip("│ ") for line in text.splitlines()).count("long-tail") == 2
+
+
+def test_table_width_follows_the_terminal(monkeypatch) -> None:
+    import os
+    import sys
+
+    from dlverify import report
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(report.shutil, "get_terminal_size", lambda fallback: os.terminal_size((200, 50)))
+    assert report.table_width() == 200
+    monkeypatch.setattr(report.shutil, "get_terminal_size", lambda fallback: os.terminal_size((40, 50)))
+    assert report.table_width() == 80
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    assert report.table_width() == report.DEFAULT_WIDTH

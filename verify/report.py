@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import shutil
 import socket
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -75,6 +77,16 @@ def render_junit(results: Sequence[CheckResult], *, command: str) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
+DEFAULT_WIDTH = 120  # a file, a pipe, CI logs
+
+
+def table_width() -> int:
+    """The terminal's width when stdout is one (at least 80 columns), else DEFAULT_WIDTH."""
+    if sys.stdout.isatty():
+        return max(80, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
+    return DEFAULT_WIDTH
+
+
 def render_table(
     results: Sequence[CheckResult], *, title: str, width: int | None = None, color: bool | None = None
 ) -> str:
@@ -84,14 +96,15 @@ def render_table(
 
     buf = io.StringIO()
     console = Console(
-        file=buf, width=width or 120, force_terminal=color, no_color=color is False, highlight=False
+        file=buf, width=width or table_width(), force_terminal=color, no_color=color is False, highlight=False
     )
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("status", no_wrap=True)
-    table.add_column("check")
-    table.add_column("observed")
-    table.add_column("expected")
-    table.add_column("detail")
+    # long paths and ids fold onto the next line instead of being cut with an ellipsis
+    table.add_column("check", overflow="fold")
+    table.add_column("observed", overflow="fold")
+    table.add_column("expected", overflow="fold")
+    table.add_column("detail", overflow="fold")
     for group, items in _groups(results).items():
         table.add_section()
         table.add_row(f"[bold]{group}[/bold]", "", "", "", "")
