@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import queue as _queue
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,13 +128,23 @@ def cpu_slots(gpus: str) -> list[Slot]:
     return [Slot(k, i, f"cpu{i}", "cpu") for k, i in enumerate(idx)]
 
 
+def torch_problem() -> str | None:
+    """Why the workers could not import torch and torchvision here, or None: said before any is started."""
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        return (f"torch/torchvision are not importable ({exc}): install the bench extra, "
+                f"`pip install 'dlverify[bench]'`, in this environment ({sys.executable})")
+    return None
+
+
 def torch_cuda_problem() -> str | None:
     """Why this process's torch cannot use CUDA, or None. Imports torch (never initialises a GPU)."""
-    try:
-        import torch
-    except ImportError as exc:
-        return (f"torch is not importable ({exc}): install the bench extra, "
-                "`pip install 'dlverify[bench]'`, in the environment under test")
+    missing = torch_problem()
+    if missing:
+        return missing
+    import torch
     if not torch.cuda.is_available():
         build = torch.version.cuda or "CPU-only build"
         return f"torch {torch.__version__} ({build}) cannot use CUDA: torch.cuda.is_available() is False"

@@ -107,3 +107,19 @@ def test_progress_bars_follow_worker_events(capsys) -> None:
     quiet = ProgressView(slots, ["train"], 1.0, enabled=False)
     with quiet:
         quiet({"slot": 0, "event": "phase"})  # a no-op, no terminal needed
+
+
+def test_cpu_bench_without_torch_says_what_to_install(tmp_path) -> None:
+    """Issue 18: without the bench extra (the `make check` venv) workers died with ModuleNotFoundError."""
+    import os
+    import subprocess
+    import sys
+
+    stub = tmp_path / "no-torch" / "torch"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ModuleNotFoundError("No module named torch (test stand-in)")\n')
+    env = {**os.environ, "PYTHONPATH": str(stub.parent)}
+    done = subprocess.run([sys.executable, "-m", "dlverify.cli", "bench", "--device", "cpu", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'dlverify[bench]'" in done.stderr and "Traceback" not in done.stderr

@@ -189,3 +189,31 @@ def test_console_entry_never_tracebacks(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "not a dlverify snapshot" in proc.stderr
+
+
+def test_a_snapshot_of_another_env_is_not_judged_as_the_specs_env(monkeypatch, tmp_path, capsys) -> None:
+    """Issue 18: `dlverify snapshot` without --spec asks python3 on PATH; `check SPEC --snapshot` then judged
+    that interpreter's torch as the spec's env. The snapshot records which interpreter it asked."""
+    from dlverify.hwspec import load_spec
+
+    spec = load_spec(H100_SPEC)
+    snap = nvml_replay.h100_snapshot(monkeypatch, tmp_path, spec=spec)
+    asked = snap["python_env_interpreter"]
+    assert "/bin/python" in asked and snap["software"]["python_env"]["torch"]
+
+    def judge(interpreter: str) -> dict:
+        f = tmp_path / "snap.json"
+        f.write_text(json.dumps({**snap, "python_env_interpreter": interpreter}))
+        _rc, doc, _err = _json(capsys, ["check", str(H100_SPEC), "--snapshot", str(f), "--only", "software",
+                                        "--format", "json"])
+        return {r["id"]: r for r in doc["results"]}
+
+    # the snapshot's env stands in for the spec's (the replay moved it under a fake root): judged as data
+    monkeypatch.setattr("dlverify.snapshot.env_interpreter", lambda _spec: asked)
+    same = judge(asked)
+    assert same["software.torch"]["status"] == "pass", same["software.torch"]
+    # the same snapshot taken without --spec: python3 on PATH, another env
+    other = judge("/usr/bin/python3")
+    assert other["software.torch"]["status"] == "fail"
+    assert "the snapshot probed /usr/bin/python3" in other["software.python"]["detail"]
+    assert "dlverify snapshot --spec SPEC" in other["software.python"]["detail"]

@@ -200,6 +200,9 @@ def _run(args: argparse.Namespace) -> int:
                     raise runner.NoGpuError(f"no GPU to benchmark: {why}")
             else:
                 slots = runner.cpu_slots(args.gpus)
+                why = runner.torch_problem()
+                if why:
+                    return _err(f"cannot benchmark on the CPU: {why}")
         except runner.NoGpuError as exc:
             return _err(f"{exc} (use --device cpu for a CPU-only smoke run)")
         except runner.GpuSelectionError as exc:

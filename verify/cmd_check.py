@@ -114,7 +114,7 @@ def run_check(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.snapshot:
         try:
-            snap = snapshots.load(args.snapshot)
+            snap = snapshots.mismatched_env(snapshots.load(args.snapshot), spec)
         except snapshots.SnapshotError as exc:
             print(f"dlverify: {exc}", file=sys.stderr)
             return EXIT_USAGE

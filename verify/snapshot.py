@@ -10,6 +10,8 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as _dt
 import json
+import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -63,6 +65,29 @@ def spec_tools(spec: Any) -> list[str] | None:
     return [*sw.containers, *sw.monitoring]
 
 
+def default_interpreter() -> str:
+    """The interpreter probed when no spec names an env: python3 on PATH."""
+    return shutil.which("python3") or "/usr/bin/python3"
+
+
+def mismatched_env(snap: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """The snapshot, with its Python env replaced by the reason when it probed another interpreter than the
+    spec's env: a snapshot taken without ``--spec`` asked python3 on PATH, and its torch is not the env's."""
+    want = env_interpreter(spec)
+    software = snap.get("software")
+    if want is None or not isinstance(software, dict):
+        return snap
+    env = software.get("python_env")
+    got = snap.get("python_env_interpreter")
+    if got is None and isinstance(env, dict):
+        got = env.get("interpreter")  # snapshots from before python_env_interpreter was recorded
+    if not isinstance(got, str) or os.path.normpath(got) == os.path.normpath(want):
+        return snap
+    why = (f"the snapshot probed {got}, not the spec's env {want}: take it with "
+           "`dlverify snapshot --spec SPEC` so the env's own torch is recorded")
+    return {**snap, "software": {**software, "python_env": Unavailable(why).to_json()}}
+
+
 def take(
     spec: Any = None,
     *,
@@ -90,7 +115,9 @@ def take(
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         software = None
         if "software" in areas:
-            interp, tools = env_interpreter(spec), spec_tools(spec)
+            interp, tools = env_interpreter(spec) or default_interpreter(), spec_tools(spec)
+            # which interpreter was asked: `check SPEC --snapshot` must not judge another env's torch
+            snap["python_env_interpreter"] = interp if env else None
             software = pool.submit(
                 _guarded,
                 "software",
@@ -122,6 +149,7 @@ def _split(words: str) -> list[str]:
 _NUM, _BOOL, _STR, _LIST, _OBJ = "number", "true/false", "string", "list", "object"
 FIELDS: dict[str, str] = {
     "hostname": _STR,
+    "python_env_interpreter": _STR,
     "taken_at": _STR,
     "tool": _STR,
     "areas": _LIST,
