@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlverify.bench.config import BenchConfig
+from dlverify.bench.config import NODE_SUITES, BenchConfig
 from dlverify.bench.sampler import Sampler
 from dlverify.probes import nvml as nvml_probe
 
@@ -291,6 +291,11 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
         sampler.start()
     try:
         workers = run_workers(slots, cfg, sequential=sequential, timeout_s=timeout_s, on_event=on_event)
+        collectives = None
+        if any(s in cfg.suites for s in NODE_SUITES):
+            from dlverify.bench.collective import run_collectives
+
+            collectives = run_collectives(slots, cfg, timeout_s=timeout_s)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -300,7 +305,7 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
             w["telemetry"] = {"unavailable": why}
             continue
         tele: dict[str, Any] = {"run": sampler.summary(w["slot"])}
-        for mode in cfg.modes:
+        for mode in cfg.timed_modes:
             a, b = _timed_window(w.get("phases", []), mode)
             if a is not None:
                 tele[mode] = sampler.summary(w["slot"], a, b)
@@ -317,4 +322,5 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
             "cpu_ms_per_sweep": sampler.cpu_ms_per_sweep, "error": sampler.error,
         },
         "workers": workers,
+        **({"collectives": collectives} if collectives is not None else {}),
     }
