@@ -188,7 +188,7 @@ def judge(
                         f"{likely_cause(w, mode, peers, allowed_reasons)}"
                     ),
                 )
-        judge_per_gpu(r, w, workers, references, spec, cfg.get("device") == "cuda")
+        judge_per_gpu(r, w, workers, references, spec, cfg.get("device") == "cuda", allowed_reasons)
         telemetry_result(r, w, modes, allowed_reasons)
 
     _node_results(rec, record, modes, medians)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dlverify.bench.judge_reference import _norm
+from dlverify.bench.judge_telemetry import likely_cause
 from dlverify.hwspec.model import BenchSpec
 from dlverify.results import Recorder
 
@@ -89,7 +90,8 @@ def _against(r: Recorder, cid: str, name: str, value: float, unit: str, ref: tup
 
 
 def judge_per_gpu(r: Recorder, w: dict[str, Any], workers: Sequence[dict[str, Any]],
-                  references: Sequence[dict[str, Any]], spec: BenchSpec, cuda: bool) -> None:
+                  references: Sequence[dict[str, Any]], spec: BenchSpec, cuda: bool,
+                  allowed: Sequence[str] = ()) -> None:
     """The per-GPU suites of one worker: reference and peers (median of the other GPUs)."""
     g = w.get("label") or f"gpu{w.get('index')}"
     res = w.get("result") or {}
@@ -124,9 +126,14 @@ def judge_per_gpu(r: Recorder, w: dict[str, Any], workers: Sequence[dict[str, An
         gap = 1 - value / med if med > 0 else 0.0
         expected = f">= {_num(med * (1 - spec.straggler_tolerance))} {unit}"
         if gap > spec.straggler_tolerance:
+            cause = LIKELY[key]
+            tele_key = "h2d" if key == "d2h" else key  # h2d's window holds both directions
+            if key in ("hbm", "matmul") and tele_key in (w.get("telemetry") or {}):
+                peers = [q for q in workers if q is not w and _suite(q, key)]
+                cause = likely_cause(w, tele_key, peers, allowed)
             r.check(sid, f"{name} vs node").fail(
                 observed, expected, f"{g} is {gap:.1%} below the median of the other GPUs, "
-                f"{_num(med)} {unit} (tolerance {spec.straggler_tolerance:.0%}); likely cause: {LIKELY[key]}")
+                f"{_num(med)} {unit} (tolerance {spec.straggler_tolerance:.0%}); likely cause: {cause}")
         else:
             r.check(sid, f"{name} vs node").ok(observed, expected,
                                                f"{-gap:+.1%} vs the median of the other GPUs")

@@ -147,6 +147,39 @@ def test_a_slow_hbm_or_matmul_is_a_straggler_and_warns_against_the_datasheet() -
     assert "unmeasured" in one(res, "bench.matmul.tflops", "gpu5").detail
 
 
+def test_a_matmul_straggler_is_explained_by_its_own_window_of_telemetry() -> None:
+    rec = _healthy()
+    rec["workers"][2] = _worker(2, tflops=450.0)
+    for w in rec["workers"]:
+        slow = w["label"] == "gpu2"
+        w["telemetry"] = {"run": {"samples": 50}, "matmul": {
+            "samples": 20, "sm_clock_mhz": {"median": 1200 if slow else 1980},
+            "reasons": {"hw_power_brake_slowdown": 0.6} if slow else {}}}
+    detail = one(judge(rec, references=REFS), "bench.matmul.straggler", "gpu2").detail
+    assert "hw_power_brake_slowdown in 60% of samples" in detail and "SM clock median 1200 MHz" in detail
+
+
+def test_collectives_leave_out_a_failed_gpu_and_say_so(monkeypatch) -> None:
+    from dlverify.bench import runner
+
+    calls: list[list[str]] = []
+
+    def fake_workers(slots, cfg, **_kw):
+        return [{"slot": s.slot, "label": s.label, "status": "failed" if s.slot == 1 else "ok"}
+                for s in slots]
+
+    def fake_coll(slots, cfg, timeout_s):
+        calls.append([s.label for s in slots])
+        return {"ranks": [s.label for s in slots], "world_size": len(slots), "skipped": "test"}
+
+    import dlverify.bench.collective as coll_mod
+
+    monkeypatch.setattr(runner, "run_workers", fake_workers)
+    monkeypatch.setattr(coll_mod, "run_collectives", fake_coll)
+    rec = runner.run_bench(runner.cpu_slots("0,1,2"), BenchConfig(device="cpu", suites=("p2p",)))
+    assert calls == [["cpu0", "cpu2"]] and rec["collectives"]["left_out"] == ["cpu1"]
+
+
 def test_one_slow_link_is_named_exactly() -> None:
     coll = _collectives()
     coll["p2p"]["gb_s"][2][5] = 38.0  # gpu2 -> gpu5 through PCIe instead of NVLink
