@@ -63,7 +63,7 @@ def copy_bandwidth(torch: Any, device: Any, nbytes: int, iters: int) -> dict[str
     timer = Timer(torch, device)
     h2d = timer.time(lambda: dev.copy_(host, non_blocking=True), iters)
     d2h = timer.time(lambda: host.copy_(dev, non_blocking=True), iters)
-    if not torch.equal(host[:16], dev[:16]):
+    if not torch.equal(host[:16], dev[:16].cpu()):  # (compared on the host: torch.equal wants one device)
         raise RuntimeError("h2d/d2h: the copied data differs from the source")
     method = ("pinned host memory <-> GPU, cudaMemcpyAsync, CUDA events" if cuda
               else "CPU run: memcpy between two host tensors (no PCIe link measured)")
