@@ -10,6 +10,13 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 MODES = ("train", "infer")
+# `--suite`: resnet18 (training/inference, the modes above); per GPU: pinned host<->device copies (h2d, which
+# also times d2h), HBM device-to-device copy (hbm), bf16 dense matmul (matmul); across GPUs: all-reduce and
+# all-gather bus bandwidth (allreduce) and the pairwise peer-to-peer matrix (p2p).
+SUITES = ("resnet18", "h2d", "hbm", "matmul", "allreduce", "p2p")
+PER_GPU_SUITES = ("h2d", "hbm", "matmul")
+NODE_SUITES = ("allreduce", "p2p")
+DEFAULT_SUITES = ("resnet18",)
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 
@@ -19,9 +26,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "ma
 # CPU: tiny, so the real code path runs in seconds for tests and for a smoke run without a GPU.
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "cuda": {"image_size": 224, "train_batch": 1024, "infer_batch": 1024, "duration_s": 10.0,
-             "window_s": 0.5, "compile": True},
+             "window_s": 0.5, "compile": True,
+             # bandwidth suites: bytes per copy, matmul side; collectives: message sizes up to the plateau
+             "copy_bytes": 1 << 30, "matmul_n": 8192, "coll_max_bytes": 4 << 30, "p2p_bytes": 256 << 20},
     "cpu": {"image_size": 64, "train_batch": 4, "infer_batch": 8, "duration_s": 1.0,
-            "window_s": 0.1, "compile": False},
+            "window_s": 0.1, "compile": False,
+            "copy_bytes": 1 << 20, "matmul_n": 128, "coll_max_bytes": 1 << 18, "p2p_bytes": 1 << 18},
 }
 
 # Test hooks, honoured by the worker only when asked for explicitly (config or DLVERIFY_BENCH_FAULT).
@@ -55,6 +65,12 @@ class BenchConfig:
     telemetry: bool = True
     fault: str | None = None  # test hook: "kind", "kind@0,2", "crash@1;hang@2" (see FAULTS)
     batch_forced: bool = False  # the user chose the batch: no automatic halving on OOM
+    suites: tuple[str, ...] = DEFAULT_SUITES
+    copy_bytes: int | None = None  # h2d/d2h/hbm: bytes per copy
+    matmul_n: int | None = None  # matmul: n x n x n
+    coll_max_bytes: int | None = None  # all-reduce/all-gather: largest message (sizes x4 from 1 MiB / 1 KiB)
+    p2p_bytes: int | None = None  # p2p: bytes per send
+    suite_iters: int = 20  # timed repetitions per measurement (median reported)
 
     def resolved(self) -> BenchConfig:
         """Fill every None with the device default."""
@@ -68,6 +84,10 @@ class BenchConfig:
             window_s=self.window_s or d["window_s"],
             compile=d["compile"] if self.compile is None else self.compile,
             cache_dir=self.cache_dir or default_cache_dir(),
+            copy_bytes=self.copy_bytes or d["copy_bytes"],
+            matmul_n=self.matmul_n or d["matmul_n"],
+            coll_max_bytes=self.coll_max_bytes or d["coll_max_bytes"],
+            p2p_bytes=self.p2p_bytes or d["p2p_bytes"],
         )
 
     def fault_for(self, slot: int) -> str | None:
@@ -84,16 +104,35 @@ class BenchConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["modes"] = list(self.modes)
+        d["suites"] = list(self.suites)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> BenchConfig:
         d = dict(d)
         d["modes"] = tuple(d.get("modes", MODES))
+        d["suites"] = tuple(d.get("suites", DEFAULT_SUITES))
         return cls(**d)
+
+    @property
+    def timed_modes(self) -> tuple[str, ...]:
+        """The ResNet18 modes this run times: none when the resnet18 suite is not asked for."""
+        return self.modes if "resnet18" in self.suites else ()
 
     @property
     def is_standard(self) -> bool:
         """Whether results are comparable with the per-card references (224 px, compiled, CUDA)."""
         r = self.resolved()
         return r.device == "cuda" and r.image_size == 224 and bool(r.compile)
+
+
+def parse_suites(text: str) -> tuple[str, ...]:
+    """``--suite resnet18,h2d`` (or ``all``) in the canonical order; ValueError names an unknown one."""
+    if text.strip().lower() == "all":
+        return SUITES
+    asked = [p.strip().lower() for p in text.split(",") if p.strip()]
+    bad = [a for a in asked if a not in SUITES]
+    if bad or not asked:
+        raise ValueError(f"--suite: unknown suite {', '.join(map(repr, bad)) or '(none)'} "
+                         f"(known: {', '.join(SUITES)}, or all)")
+    return tuple(s for s in SUITES if s in asked)

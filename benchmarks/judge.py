@@ -11,8 +11,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from dlverify.bench.config import MODES
+from dlverify.bench.config import DEFAULT_SUITES, MODES
 from dlverify.bench.judge_reference import REFERENCE_SCHEMA, find_reference, load_references, precision_class
+from dlverify.bench.judge_suites import judge_node, judge_per_gpu
 from dlverify.bench.judge_telemetry import likely_cause, telemetry_result
 from dlverify.hwspec.model import BenchSpec, ChecksSpec
 from dlverify.results import CheckResult, Recorder, Status
@@ -45,6 +46,8 @@ def judge(
     spec = bench_spec or BenchSpec()
     cfg = record.get("config") or {}
     modes = [m for m in MODES if m in cfg.get("modes", MODES)]
+    if "resnet18" not in cfg.get("suites", DEFAULT_SUITES):
+        modes = []
     workers = record.get("workers") or []
     standard = cfg.get("device") == "cuda" and cfg.get("image_size") == 224 and bool(cfg.get("compile"))
     rec = Recorder("bench")
@@ -185,9 +188,11 @@ def judge(
                         f"{likely_cause(w, mode, peers, allowed_reasons)}"
                     ),
                 )
+        judge_per_gpu(r, w, workers, references, spec, cfg.get("device") == "cuda", allowed_reasons)
         telemetry_result(r, w, modes, allowed_reasons)
 
     _node_results(rec, record, modes, medians)
+    judge_node(rec, record, references, spec)
     return rec.results
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlverify.bench.config import BenchConfig
+from dlverify.bench.config import NODE_SUITES, PER_GPU_SUITES, BenchConfig
 from dlverify.bench.sampler import Sampler
 from dlverify.probes import nvml as nvml_probe
 
@@ -302,6 +302,16 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
         sampler.start()
     try:
         workers = run_workers(slots, cfg, sequential=sequential, timeout_s=timeout_s, on_event=on_event)
+        collectives = None
+        if any(s in cfg.suites for s in NODE_SUITES):
+            from dlverify.bench.collective import run_collectives
+
+            # a GPU whose worker failed would stall NCCL's set-up until the timeout: leave it out, say so
+            ok = {w["slot"] for w in workers if w.get("status") == "ok"}
+            collectives = run_collectives([s for s in slots if s.slot in ok], cfg, timeout_s=timeout_s)
+            left_out = [s.label for s in slots if s.slot not in ok]
+            if left_out:
+                collectives["left_out"] = left_out
     finally:
         if sampler is not None:
             sampler.stop()
@@ -311,7 +321,8 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
             w["telemetry"] = {"unavailable": why}
             continue
         tele: dict[str, Any] = {"run": sampler.summary(w["slot"])}
-        for mode in cfg.modes:
+        # the ResNet18 modes and the per-GPU suites each have a timed window of their own
+        for mode in (*cfg.timed_modes, *(x for x in PER_GPU_SUITES if x in cfg.suites)):
             a, b = _timed_window(w.get("phases", []), mode)
             if a is not None:
                 tele[mode] = sampler.summary(w["slot"], a, b)
@@ -328,4 +339,5 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
             "cpu_ms_per_sweep": sampler.cpu_ms_per_sweep, "error": sampler.error,
         },
         "workers": workers,
+        **({"collectives": collectives} if collectives is not None else {}),
     }

@@ -147,9 +147,12 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
     init_s = time.perf_counter() - t
 
     modes: dict[str, Any] = {}
-    for mode in cfg.modes:
+    for mode in cfg.timed_modes:
         send("phase", mode=mode, phase="setup")
         modes[mode] = _run_mode(recipe, torch, cfg, mode, device, fault, send, sync)
+    from dlverify.bench import suites
+
+    per_gpu = suites.run_per_gpu(torch, device, cfg, send, sync)
 
     return {
         "device": str(device),
@@ -165,6 +168,7 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
         "device_init_s": init_s,
         "wall_s": time.perf_counter() - t_start,
         "modes": modes,
+        "suites": per_gpu,
     }
 
 

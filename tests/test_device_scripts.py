@@ -19,6 +19,7 @@ def test_check_run_dry_run(tmp_path: Path) -> None:
         OUT=str(out),
         PYTHON=sys.executable,
         SPEC=str(ROOT / "hwspec.yaml"),
+        SUITES="1",
         PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     )
     proc = subprocess.run(
@@ -45,6 +46,7 @@ def test_check_run_dry_run(tmp_path: Path) -> None:
     snap = json.loads((out / "snapshot.json").read_text())
     assert snap["schema"] == "dlverify.snapshot/1"
     assert "check_table: exit 1" in (out / "check_run.log").read_text()
+    assert steps["bench_suites"]["exit"] == 2  # SUITES=1: no GPU here, so `no GPU to benchmark`
 
 
 def test_bench_device_run_stages_and_collects(tmp_path: Path) -> None:

@@ -33,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mode", choices=("both", "train", "infer"), default="both")
     p.add_argument(
+        "--suite",
+        default="resnet18",
+        metavar="LIST",
+        help="comma-separated: resnet18 (default), h2d (pinned host<->device, both directions), hbm (device "
+        "copy), matmul (bf16 TFLOP/s), allreduce (all-reduce and all-gather busbw), p2p (pairwise matrix); "
+        "or 'all'",
+    )
+    p.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
@@ -113,10 +121,11 @@ def _err(msg: str) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from dlverify.bench.config import MODES, BenchConfig
+    from dlverify.bench.config import MODES, BenchConfig, parse_suites
 
     return BenchConfig(
         device=args.device,
+        suites=parse_suites(args.suite),
         modes=MODES if args.mode == "both" else (args.mode,),
         precision=args.precision,
         train_batch=args.batch_size,
@@ -161,6 +170,12 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--image-size must be >= 32 (ResNet18 downsamples 32x)"
     if args.timeout <= 0:
         return "--timeout must be > 0 seconds"
+    from dlverify.bench.config import parse_suites
+
+    try:
+        parse_suites(args.suite)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -211,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
 
         res = cfg.resolved()
         with ProgressView(
-            slots, res.modes, float(res.duration_s or 0), enabled=False if args.quiet else None
+            slots, res.timed_modes, float(res.duration_s or 0), enabled=False if args.quiet else None
         ) as view:
             record = runner.run_bench(
                 slots, cfg, sequential=args.sequential, timeout_s=args.timeout, on_event=view
@@ -238,7 +253,8 @@ def _render(results: list[CheckResult], record: dict[str, Any], fmt: str) -> str
 
     title = "dlverify bench"
     if fmt == "table":
-        return summary_table(record) + render(results, fmt, command="bench", title=title)
+        tables = summary_table(record) + suites_table(record)
+        return tables + render(results, fmt, command="bench", title=title)
     return render(results, fmt, command="bench", title=title, meta={"bench": record})
 
 
@@ -249,7 +265,10 @@ def summary_table(record: dict[str, Any]) -> str:
 
     buf = io.StringIO()
     console = Console(file=buf, width=120, highlight=False)
-    modes = (record.get("config") or {}).get("modes", ["train", "infer"])
+    cfg = record.get("config") or {}
+    modes = cfg.get("modes", ["train", "infer"]) if "resnet18" in cfg.get("suites", ["resnet18"]) else []
+    if not modes:
+        return ""
     t = Table(title="ResNet18 images/s per GPU (median, spread)")
     t.add_column("GPU")
     t.add_column("card")
@@ -282,4 +301,45 @@ def summary_table(record: dict[str, Any]) -> str:
             status,
         )
     console.print(t)
+    return buf.getvalue()
+
+
+def suites_table(record: dict[str, Any]) -> str:
+    """The bandwidth suites per GPU, and the collectives, when the run had them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [("h2d", "h2d GB/s"), ("d2h", "d2h GB/s"), ("hbm", "HBM GB/s"), ("matmul", "matmul TFLOP/s")]
+    workers = record.get("workers") or []
+    measured = {k for w in workers for k in ((w.get("result") or {}).get("suites") or {})}
+    present = [(k, t) for k, t in keys if k in measured]
+    coll = record.get("collectives") or {}
+    if not present and not coll:
+        return ""
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, highlight=False)
+    if present:
+        t = Table(title="bandwidth suites per GPU (median)")
+        t.add_column("GPU")
+        for _, title in present:
+            t.add_column(title, justify="right")
+        for w in workers:
+            s = (w.get("result") or {}).get("suites") or {}
+            cells = [f"{s[k]['value']:,.1f}" if "value" in (s.get(k) or {}) else "-" for k, _ in present]
+            t.add_row(w.get("label", "?"), *cells)
+        console.print(t)
+    for op in ("allreduce", "allgather"):
+        if "busbw_gb_s" in (coll.get(op) or {}):
+            console.print(f"{op} busbw {coll[op]['busbw_gb_s']:,.1f} GB/s over {coll.get('world_size')} "
+                          f"ranks ({coll.get('backend')})")
+    m = (coll.get("p2p") or {}).get("gb_s")
+    if m:
+        labels = coll.get("ranks") or []
+        t = Table(title="peer-to-peer GB/s (row: sender, column: receiver)")
+        t.add_column("")
+        for lab in labels:
+            t.add_column(lab, justify="right")
+        for i, row in enumerate(m):
+            t.add_row(labels[i], *("-" if i == j else f"{v:,.1f}" for j, v in enumerate(row)))
+        console.print(t)
     return buf.getvalue()

@@ -17,6 +17,8 @@
 #   smi-compare.json    `python -m dlverify.probes.smi`: NVML vs nvidia-smi, field by field
 #   timings.json        wall ms and exit code of each step, and the in-process probe timings
 #   bench_cold.json, bench_warm.json   with BENCH=1
+#   bench_suites.json   with SUITES=1 (issue 12's bandwidth suites on every GPU; on one card the collectives
+#                       are skipped); SUITES=1 with BENCH=1 would be 9 files: BENCH wins, SUITES is skipped
 set -u
 OUT=${OUT:?set OUT to a directory for the results}
 PY=${PYTHON:-python3}
@@ -107,6 +109,18 @@ if [ "${BENCH:-0}" = 1 ]; then
     step bench_warm $(( $(left) - 5 )) "${DLV[@]}" "${BENCH_ARGS[@]}" -o "$OUT/bench_warm.json"
   else
     say "skipped the warm bench: $(left) s left"
+  fi
+fi
+
+# 7. optional: the bandwidth suites (h2d/d2h, HBM copy, bf16 matmul, all-reduce/all-gather, p2p)
+if [ "${SUITES:-0}" = 1 ]; then
+  if [ "${BENCH:-0}" = 1 ]; then
+    say "skipped the suites: BENCH=1 already uses the last two of the 8 files"
+  elif [ "$(left)" -gt 40 ]; then
+    step bench_suites $(( $(left) - 5 )) "${DLV[@]}" bench --gpus all --suite h2d,hbm,matmul,allreduce,p2p \
+      --format json -q -o "$OUT/bench_suites.json"
+  else
+    say "skipped the suites: $(left) s left"
   fi
 fi
 
