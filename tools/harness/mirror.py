@@ -465,6 +465,7 @@ def grafana_spec() -> DebSpec:
             "/etc/grafana/grafana.ini": b"; STAND-IN grafana.ini from the dlverify test harness\n",
             "/etc/grafana/provisioning/datasources/.keep": b"",
             "/etc/grafana/provisioning/dashboards/.keep": b"",
+            "/usr/share/grafana/conf/defaults.ini": b"; STAND-IN defaults.ini (dlverify test harness)\n",
         },
         modes={"/usr/sbin/grafana-server": 0o755},
         maintainer_scripts={
