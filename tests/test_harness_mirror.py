@@ -56,6 +56,8 @@ EXPECTED_PACKAGES = {
     "cuda-toolkit-12-1": "12.1.1-1",
     "libcudnn8": "8.9.2.26-1+cuda12.1",
     "libcudnn8-dev": "8.9.2.26-1+cuda12.1",
+    "datacenter-gpu-manager-4-core": "1:4.4.1-1",
+    "datacenter-gpu-manager-exporter": "4.5.0-1",
 }
 
 FAKE_PTXAS = b"""#!/bin/sh
@@ -289,6 +291,34 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
             assert (repo / stanza["Filename"]).is_file()
         assert stanzas["cuda-keyring"]["Architecture"] == "all"
         assert stanzas["libcudnn8-dev"]["Depends"] == "libcudnn8 (= 8.9.2.26-1+cuda12.1)"
+
+    # Grafana Labs' package as a labelled stand-in in a signed repository of its own
+    grafana = www / "grafana" / "deb"
+    assert (
+        subprocess.run(["gpgv", "--keyring", str(keyring), "InRelease"], cwd=grafana, check=False).returncode
+        == 0
+    )
+    (stanza,) = parse_packages((grafana / "Packages").read_text())
+    assert (stanza["Package"], stanza["Version"]) == ("grafana", "9.4.7")
+    assert "not Grafana Labs' package" in stanza["Description"]
+    contents = subprocess.run(
+        ["dpkg-deb", "-c", str(grafana / stanza["Filename"])], capture_output=True, text=True, check=True
+    ).stdout
+    for path in (
+        "./lib/systemd/system/grafana-server.service",
+        "./etc/default/grafana-server",
+        "./etc/grafana/grafana.ini",
+        "./usr/sbin/grafana-server",
+    ):
+        assert path in contents
+    exporter = subprocess.run(
+        ["dpkg-deb", "-c", str(next(repo.glob("datacenter-gpu-manager-exporter_*.deb")))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "./lib/systemd/system/nvidia-dcgm-exporter.service" in exporter
+    assert "./etc/dcgm-exporter/default-counters.csv" in exporter
 
     # the harness's own test packages: both versions, signed the same way, not labelled as stand-ins
     harness = www / "harness"

@@ -7,8 +7,11 @@ trip a recorded one did, so `check --snapshot FILE` judges exactly what a live r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -26,8 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Exit 0: no failed check; 1: a check failed; 2: bad spec, snapshot or usage.",
     )
     p.add_argument("spec", metavar="SPEC", help="the hwspec.yaml to check against")
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="output format (default: table; prometheus: node_exporter textfile format)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE instead of stdout (atomically: a temp file renamed over FILE)",
+    )
     p.add_argument("--snapshot", metavar="FILE", help="judge a recorded snapshot instead of this machine")
     p.add_argument(
         "--only",
@@ -95,16 +108,50 @@ def _load_spec(path: str) -> Any:
 
 
 def _write(text: str, output: str | None) -> bool:
+    """stdout, or FILE written atomically: a temp file in FILE's directory, fsynced, renamed over FILE.
+
+    A reader (node_exporter's textfile collector, a script) sees the old file or the new one, never half of
+    one; on any error the temp file is removed and FILE is left as it was.
+    """
     if not output:
         sys.stdout.write(text)
         return True
+    directory = os.path.dirname(os.path.abspath(output))
+    tmp = None
     try:
-        with open(output, "w", encoding="utf-8") as fh:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, output)
+        tmp = None
     except OSError as exc:
         print(f"dlverify: {output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return False
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return True
+
+
+def _gpu_meta(snap: dict[str, Any]) -> dict[str, Any]:
+    """GPU index -> UUID and the driver's versions from the snapshot, for the prometheus labels."""
+    nvml = snap.get("nvml")
+    if not isinstance(nvml, dict):
+        return {}
+    gpus = {
+        str(g["index"]): g["uuid"]
+        for g in nvml.get("gpus") or []
+        if isinstance(g, dict) and isinstance(g.get("index"), int) and isinstance(g.get("uuid"), str)
+    }
+    out: dict[str, Any] = {"gpus": gpus} if gpus else {}
+    for key in ("driver_version", "cuda_driver_version"):
+        if isinstance(nvml.get(key), str):
+            out[key] = nvml[key]
+    return out
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -134,6 +181,8 @@ def run_check(args: argparse.Namespace) -> int:
         "probe_seconds": snap.get("probe_seconds"),
         "elapsed_seconds": round(elapsed, 3),
     }
+    if args.format == "prometheus":
+        meta.update(_gpu_meta(snap))
     where = snap.get("hostname") or "?"
     title = f"dlverify check {args.spec} — {where}" + ("" if source == "live" else f" (snapshot {source})")
     text = render(

@@ -1,4 +1,5 @@
-"""Render a list of :class:`CheckResult` for people (rich table), machines (JSON) and CI (JUnit XML).
+"""Render a list of :class:`CheckResult` for people (rich table), machines (JSON), CI (JUnit XML) and
+Prometheus (node_exporter textfile format, :mod:`dlverify.metrics`).
 
 Knows nothing about GPUs: groups are shown in the order they first appear.
 The JSON document is versioned (``schema``); fields are only ever added within a major version.
@@ -20,7 +21,7 @@ from dlverify import __version__
 from dlverify.results import CheckResult, Status, exit_code, summarize
 
 JSON_SCHEMA_ID = "dlverify.report/1"
-FORMATS = ("table", "json", "junit", "line")
+FORMATS = ("table", "json", "junit", "line", "prometheus")
 
 _STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 
@@ -156,4 +157,8 @@ def render(
         return render_line(results)
     if fmt == "table":
         return render_table(results, title=title, color=color)
+    if fmt == "prometheus":
+        from dlverify.metrics import render_prometheus
+
+        return render_prometheus(results, command=command, meta=meta)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

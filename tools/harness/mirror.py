@@ -50,6 +50,12 @@ DRIVER_UPSTREAM = "535.54.03"
 # (nvidia-fabricmanager-535_535.183.01-1_amd64.deb next to nvidia-driver-535_535.183.01-0ubuntu1_amd64.deb).
 DRIVER_VERSION = f"{DRIVER_UPSTREAM}-0ubuntu1"
 FABRICMANAGER_VERSION = f"{DRIVER_UPSTREAM}-1"
+# NVIDIA's DCGM 4 and dcgm-exporter packages in the CUDA repository (Debian versions as NVIDIA writes them)
+DCGM_VERSION = "1:4.4.1-1"
+DCGM_EXPORTER_VERSION = "4.5.0-1"
+# Grafana Labs' apt repository (apt.grafana.com): the package `grafana`, Version field as Grafana writes it
+GRAFANA_VERSION = "9.4.7"
+GRAFANA_STAND_IN_LINE = "STAND-IN built by the dlverify test harness, not Grafana Labs' package."
 CUDNN_VERSION = "8.9.2.26-1+cuda12.1"
 MINICONDA_NAME = "Miniconda3-py310_23.5.2-0-Linux-x86_64.sh"
 MAINTAINER = "dlverify test harness <harness@dlverify.invalid>"
@@ -124,6 +130,7 @@ class DebSpec:
     symlinks: dict[str, str] = field(default_factory=dict)  # absolute link path -> target
     maintainer_scripts: dict[str, str] = field(default_factory=dict)  # postinst/prerm/triggers -> text
     stand_in: bool = True  # False only for the harness's own test packages, which imitate nothing
+    stand_in_line: str = STAND_IN_LINE  # names whose package this is not (NVIDIA's, Grafana Labs')
 
     def control(self, installed_kib: int) -> str:
         lines = [
@@ -139,7 +146,7 @@ class DebSpec:
             lines.append(f"Conflicts: {', '.join(self.conflicts)}")
         lines += [f"Section: {self.section}", "Priority: optional"]
         details = self.details.split("\n") if self.details else []
-        body = [STAND_IN_LINE, *details] if self.stand_in else details or [self.summary]
+        body = [self.stand_in_line, *details] if self.stand_in else details or [self.summary]
         lines.append(f"Description: {self.summary}{' (STAND-IN)' if self.stand_in else ''}")
         lines += [f" {line}" if line.strip() else " ." for line in body]
         return "\n".join(lines) + "\n"
@@ -393,7 +400,109 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
         toolkit,
         libcudnn,
         libcudnn_dev,
+        *dcgm_specs(),
     ]
+
+
+def dcgm_specs() -> list[DebSpec]:
+    """DCGM 4 (nv-hostengine, nvidia-dcgm.service) and dcgm-exporter (nvidia-dcgm-exporter.service) as
+    NVIDIA's packages lay them out: units, binaries, /etc/dcgm-exporter/default-counters.csv; the
+    daemons idle."""
+    core = daemon_package_files(
+        "datacenter-gpu-manager-4-core",
+        "nv-hostengine",
+        "nvidia-dcgm.service",
+        "NVIDIA DCGM service",
+        "-n --service-account nvidia-dcgm",
+    )
+    exporter = daemon_package_files(
+        "datacenter-gpu-manager-exporter",
+        "dcgm-exporter",
+        "nvidia-dcgm-exporter.service",
+        "NVIDIA DCGM-exporter service",
+        "-f /etc/dcgm-exporter/default-counters.csv",
+    )
+    exporter["/etc/dcgm-exporter/default-counters.csv"] = (
+        STANDINS / "dcgm-default-counters.csv"
+    ).read_bytes()
+    return [
+        DebSpec(
+            "datacenter-gpu-manager-4-core",
+            DCGM_VERSION,
+            "NVIDIA Datacenter GPU Manager (core)",
+            section="multiverse/devel",
+            details="Ships a stand-in nv-hostengine and nvidia-dcgm.service, which run a labelled\n"
+            "do-nothing process. No libdcgm.",
+            files=core,
+            modes={"/usr/bin/nv-hostengine": 0o755},
+        ),
+        DebSpec(
+            "datacenter-gpu-manager-exporter",
+            DCGM_EXPORTER_VERSION,
+            "NVIDIA DCGM exporter for Prometheus",
+            depends=["datacenter-gpu-manager-4-core (>= 1:4)"],
+            section="multiverse/devel",
+            details="Ships a stand-in dcgm-exporter, nvidia-dcgm-exporter.service and NVIDIA's\n"
+            "default-counters.csv layout; the stand-in serves no metrics.",
+            files=exporter,
+            modes={"/usr/bin/dcgm-exporter": 0o755},
+        ),
+    ]
+
+
+def grafana_spec() -> DebSpec:
+    """Grafana 9.4.7 as Grafana Labs' deb lays it out: grafana-server.service (EnvironmentFile
+    /etc/default/grafana-server, User grafana), /etc/grafana/grafana.ini, /etc/grafana/provisioning/, the
+    grafana user from postinst. The server is a labelled idle process: it serves no HTTP."""
+
+    def text(name: str) -> bytes:
+        return (STANDINS / name).read_bytes()
+
+    note = (
+        f"grafana {GRAFANA_VERSION}\n{GRAFANA_STAND_IN_LINE}\nIt has Grafana's package name, version, "
+        "unit and config paths so that the monitoring role can be tested without apt.grafana.com.\n"
+    ).encode()
+    server = (
+        text("daemon.sh.in")
+        .replace(b"@NAME@", b"grafana-server")
+        .replace(b"@UNIT@", b"grafana-server.service")
+    )
+    server = server.replace(b"NOT NVIDIA's daemon", b"NOT Grafana Labs' server").replace(
+        b"no GPU here", b"no web UI"
+    )
+    return DebSpec(
+        "grafana",
+        GRAFANA_VERSION,
+        "Grafana",
+        depends=["adduser"],
+        section="default",
+        details="The server is a labelled do-nothing process; the unit, /etc/default/grafana-server,\n"
+        "/etc/grafana and the grafana user are laid out as in Grafana's package.",
+        stand_in_line=GRAFANA_STAND_IN_LINE,
+        files={
+            "/usr/share/doc/grafana/STAND-IN": note,
+            "/usr/sbin/grafana-server": server,
+            "/lib/systemd/system/grafana-server.service": text("grafana-server.service"),
+            "/etc/default/grafana-server": text("grafana-server.default"),
+            "/etc/grafana/grafana.ini": b"; STAND-IN grafana.ini from the dlverify test harness\n",
+            "/etc/grafana/provisioning/datasources/.keep": b"",
+            "/etc/grafana/provisioning/dashboards/.keep": b"",
+            "/usr/share/grafana/conf/defaults.ini": b"; STAND-IN defaults.ini (dlverify test harness)\n",
+        },
+        modes={"/usr/sbin/grafana-server": 0o755},
+        maintainer_scripts={
+            "postinst": "#!/bin/sh\nset -e\n"
+            'if [ "$1" = configure ]; then\n'
+            "  getent group grafana >/dev/null || addgroup --system grafana\n"
+            "  getent passwd grafana >/dev/null || adduser --system --home /usr/share/grafana "
+            "--no-create-home --ingroup grafana --disabled-login grafana\n"
+            "  mkdir -p /var/lib/grafana /var/log/grafana\n"
+            "  chown grafana:grafana /var/lib/grafana /var/log/grafana\n"
+            "  chmod 755 /var/lib/grafana /var/log/grafana\n"
+            "  chgrp grafana /etc/grafana/grafana.ini && chmod 640 /etc/grafana/grafana.ini\n"
+            "fi\n",
+        },
+    )
 
 
 HARNESS_TEST_PACKAGES = ("dlv-holdtest", "dlv-test-pinned", "dlv-test-free")
@@ -465,6 +574,7 @@ def ubuntu_archive_specs() -> list[DebSpec]:
 
 
 CUDA_ORIGIN = ("dlverify-mirror", "dlverify stand-in CUDA repository (STAND-IN, not NVIDIA's)")
+GRAFANA_ORIGIN = ("dlverify-mirror", "dlverify stand-in Grafana repository (STAND-IN, not Grafana Labs')")
 HARNESS_ORIGIN = ("dlverify-harness", "dlverify harness test packages (hold and blacklist tests)")
 UBUNTU_ORIGIN = ("Ubuntu", "dlverify stand-in of Ubuntu's jammy-updates restricted (STAND-IN, not Ubuntu's)")
 
@@ -717,6 +827,9 @@ def build(force: bool) -> int:
         for spec in ubuntu_archive_specs():
             build_deb(spec, archive_repo)
         write_flat_repo(archive_repo, gpg, origin=UBUNTU_ORIGIN)
+        grafana_repo = staging / "grafana" / "deb"
+        build_deb(grafana_spec(), grafana_repo)
+        write_flat_repo(grafana_repo, gpg, origin=GRAFANA_ORIGIN)
 
         harness_repo = staging / "harness"
         for spec in harness_test_specs():
