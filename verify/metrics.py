@@ -33,7 +33,7 @@ def _labels(pairs: Mapping[str, object]) -> str:
     return "{" + body + "}" if body else ""
 
 
-def _family(lines: list[str], name: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+def _family(lines: list[str], name: str, help_text: str, samples: Sequence[tuple[Mapping[str, Any], float]]) -> None:
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} gauge")
     for labels, value in samples:
