@@ -33,7 +33,10 @@ def _labels(pairs: Mapping[str, object]) -> str:
     return "{" + body + "}" if body else ""
 
 
-def _family(lines: list[str], name: str, help_text: str, samples: Sequence[tuple[Mapping[str, Any], float]]) -> None:
+Sample = tuple[Mapping[str, Any], float]
+
+
+def _family(lines: list[str], name: str, help_text: str, samples: Sequence[Sample]) -> None:
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} gauge")
     for labels, value in samples:
