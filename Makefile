@@ -7,6 +7,8 @@ VENV ?= .venv
 SPEC ?= hwspec.yaml
 # torch/torchvision for the benchmark's CPU tests; these exact releases are on this platform's local disk
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Molecule scenarios side by side (test hosts mostly wait on dpkg and apt; 2 fit a 2-core CI machine)
+ROLES_JOBS ?= 2
 BIN := $(VENV)/bin
 
 .PHONY: check venv test-venv host-tools test lint pytest roles clean
@@ -44,7 +46,7 @@ pytest: test-venv host-tools
 	$(BIN)/python -m pytest -q
 
 roles: test-venv
-	PATH="$(abspath $(BIN)):$$PATH" tools/harness/molecule-run.sh
+	PATH="$(abspath $(BIN)):$$PATH" tools/harness/molecule-run.sh -j $(ROLES_JOBS)
 
 test: lint pytest roles
 

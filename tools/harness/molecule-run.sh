@@ -63,11 +63,12 @@ add_role_scenarios() {  # $1 role, $2 optional scenario
   done
 }
 if [ ${#targets[@]} -eq 0 ]; then
-  for dir in "$REPO_ROOT"/roles/*/molecule; do
-    [ -d "$dir" ] && add_role_scenarios "$(basename "$(dirname "$dir")")"
-  done
+  # repo-level scenarios first: `site` converges every role and is the longest, so with -j it starts first
   for file in "$REPO_ROOT"/molecule/*/molecule.yml; do
     [ -f "$file" ] && { name=$(basename "$(dirname "$file")"); add_scenario "$name" "$REPO_ROOT" "$name"; }
+  done
+  for dir in "$REPO_ROOT"/roles/*/molecule; do
+    [ -d "$dir" ] && add_role_scenarios "$(basename "$(dirname "$dir")")"
   done
   [ ${#scenarios[@]} -gt 0 ] || die "no scenario found under roles/*/molecule/ or molecule/"
 else
@@ -195,6 +196,14 @@ done
 printf '%-28s %-12s %8s\n' "(image + mirror setup)" "" "$((t_mirror - t_setup))"
 printf '%-28s %-12s %8s\n' "(all scenarios)" "" "$(( $(date +%s) - start_all ))"
 if [ "$failed" -gt 0 ]; then
+  if [ "$jobs" != 1 ]; then  # side by side, the output went to the logs only: show where each failed
+    for s in "${scenarios[@]}"; do
+      IFS='|' read -r id _ _ <<<"$s"
+      [ "${result[$id]}" = PASS ] && continue
+      say "--- the last 60 lines of $CACHE/logs/$id.log"
+      tail -n 60 "$CACHE/logs/$id.log"
+    done
+  fi
   say "$failed of ${#scenarios[@]} scenario(s) FAILED"
   exit 1
 fi
