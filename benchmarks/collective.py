@@ -52,7 +52,7 @@ def sizes(min_bytes: int, max_bytes: int) -> list[int]:
 
 def _rank_main(rank: int, world: int, backend: str, init: str, cfg_dict: dict[str, Any],
                visible: str | None, q: Any, timeout_s: float) -> None:
-    from dlverify.bench.worker import _die_with_parent
+    from dlverify.benchmarks.worker import _die_with_parent
 
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -64,7 +64,7 @@ def _rank_main(rank: int, world: int, backend: str, init: str, cfg_dict: dict[st
         import torch
         import torch.distributed as dist
 
-        from dlverify.bench.config import BenchConfig
+        from dlverify.benchmarks.config import BenchConfig
 
         cfg = BenchConfig.from_dict(cfg_dict).resolved()
         if backend == "nccl":
@@ -220,7 +220,7 @@ def run_collectives(slots: Sequence[Any], cfg: Any, timeout_s: float = 600.0) ->
             for p in procs:
                 p.join(10 if result is not None else 0.1)
         finally:
-            from dlverify.bench.runner import _kill
+            from dlverify.benchmarks.runner import _kill
 
             for p in procs:
                 _kill(p)

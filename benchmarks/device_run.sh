@@ -38,7 +38,7 @@ TIMES="$WORK/times.txt"
 nvidia-smi -L || true
 "$PY" - <<'EOF' || { echo "python environment not usable for dlverify bench"; exit 3; }
 import sys, torch, torchvision, pynvml
-import dlverify.bench.runner, dlverify.bench.judge
+import dlverify.benchmarks.runner, dlverify.benchmarks.judge
 print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
       "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__,
       "cuda available", torch.cuda.is_available())

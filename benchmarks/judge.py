@@ -1,7 +1,7 @@
 """Judge a recorded bench run: correctness guards, references, stragglers, floors -> CheckResults.
 
-Pure functions over the JSON record that :func:`dlverify.bench.runner.run_bench` writes: no torch, no NVML,
-so a run recorded on one machine can be judged (and re-judged with new references) anywhere. The
+Pure functions over the JSON record that :func:`dlverify.benchmarks.runner.run_bench` writes: no torch, no
+NVML, so a run recorded on one machine can be judged (and re-judged with new references) anywhere. The
 per-card references are ``judge_reference``; telemetry (throttling, likely causes) is ``judge_telemetry``.
 """
 
@@ -11,10 +11,15 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from dlverify.bench.config import DEFAULT_SUITES, MODES
-from dlverify.bench.judge_reference import REFERENCE_SCHEMA, find_reference, load_references, precision_class
-from dlverify.bench.judge_suites import judge_node, judge_per_gpu
-from dlverify.bench.judge_telemetry import likely_cause, telemetry_result
+from dlverify.benchmarks.config import DEFAULT_SUITES, MODES
+from dlverify.benchmarks.judge_reference import (
+    REFERENCE_SCHEMA,
+    find_reference,
+    load_references,
+    precision_class,
+)
+from dlverify.benchmarks.judge_suites import judge_node, judge_per_gpu
+from dlverify.benchmarks.judge_telemetry import likely_cause, telemetry_result
 from dlverify.hwspec.model import BenchSpec, ChecksSpec
 from dlverify.results import CheckResult, Recorder, Status
 

@@ -16,7 +16,7 @@ def load_references(paths: Iterable[str | Path] | None = None) -> list[dict[str,
     """The per-card reference files: the packaged ones, or the given paths."""
     docs: list[dict[str, Any]] = []
     if paths is None:
-        folder = resources.files("dlverify.bench") / "references"
+        folder = resources.files("dlverify.benchmarks") / "references"
         items = sorted((p for p in folder.iterdir() if p.name.endswith(".json")), key=lambda p: p.name)
         texts = [(p.name, p.read_text(encoding="utf-8")) for p in items]
     else:

@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from dlverify.bench.judge_reference import _norm
-from dlverify.bench.judge_telemetry import likely_cause
+from dlverify.benchmarks.judge_reference import _norm
+from dlverify.benchmarks.judge_telemetry import likely_cause
 from dlverify.hwspec.model import BenchSpec
 from dlverify.results import Recorder
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dlverify.bench.runner import Slot
+from dlverify.benchmarks.runner import Slot
 
 
 class ProgressView:

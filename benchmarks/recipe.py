@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torchvision
 
-from dlverify.bench.config import BenchConfig
+from dlverify.benchmarks.config import BenchConfig
 
 Progress = Callable[[str, float, float], None]  # (phase, done, total)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlverify.bench.config import NODE_SUITES, PER_GPU_SUITES, BenchConfig
-from dlverify.bench.sampler import Sampler
+from dlverify.benchmarks.config import NODE_SUITES, PER_GPU_SUITES, BenchConfig
+from dlverify.benchmarks.sampler import Sampler
 from dlverify.probes import nvml as nvml_probe
 
 RECORD_SCHEMA = "dlverify.bench.run/1"
@@ -188,7 +188,7 @@ def run_workers(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = F
                 timeout_s: float = 600.0, on_event: Callable[[Event], None] | None = None,
                 target: Callable[..., None] | None = None) -> list[dict[str, Any]]:
     """Run one worker per slot and return one record per slot, in slot order."""
-    from dlverify.bench.worker import worker_main
+    from dlverify.benchmarks.worker import worker_main
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -304,7 +304,7 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
         workers = run_workers(slots, cfg, sequential=sequential, timeout_s=timeout_s, on_event=on_event)
         collectives = None
         if any(s in cfg.suites for s in NODE_SUITES):
-            from dlverify.bench.collective import run_collectives
+            from dlverify.benchmarks.collective import run_collectives
 
             # a GPU whose worker failed would stall NCCL's set-up until the timeout: leave it out, say so
             ok = {w["slot"] for w in workers if w.get("status") == "ok"}

@@ -76,7 +76,7 @@ def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any,
         queue.put({"slot": slot, "event": event, "t": time.monotonic(), **kw})
 
     try:
-        from dlverify.bench.config import BenchConfig
+        from dlverify.benchmarks.config import BenchConfig
 
         cfg = BenchConfig.from_dict(cfg_dict).resolved()
         assert cfg.cache_dir is not None
@@ -129,7 +129,7 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
     import torch
     import torchvision
 
-    from dlverify.bench import recipe
+    from dlverify.benchmarks import recipe
 
     t_import = time.perf_counter() - t_start
     if cfg.device == "cuda":
@@ -150,7 +150,7 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
     for mode in cfg.timed_modes:
         send("phase", mode=mode, phase="setup")
         modes[mode] = _run_mode(recipe, torch, cfg, mode, device, fault, send, sync)
-    from dlverify.bench import suites
+    from dlverify.benchmarks import suites
 
     per_gpu = suites.run_per_gpu(torch, device, cfg, send, sync)
 

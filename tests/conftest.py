@@ -25,3 +25,16 @@ def one(results: Iterable[CheckResult], rid: str, group: str) -> CheckResult:
     hits = [r for r in results if r.id == rid and r.group == group]
     assert len(hits) == 1, (rid, group, hits)
     return hits[0]
+
+
+def pytest_sessionstart(session: object) -> None:
+    """The code under test is this checkout's: an editable install from another clone (the package-dir
+    remap resolves `dlverify` to whichever checkout installed it last) would test someone else's code."""
+    import dlverify
+
+    where = Path(dlverify.__file__).resolve()
+    if not where.is_relative_to(ROOT):
+        raise RuntimeError(
+            f"dlverify is imported from {where}, not from this checkout ({ROOT}): "
+            f"reinstall it here with `{ROOT}/.venv/bin/pip install -e .` (or `make test-venv`)"
+        )

@@ -118,7 +118,7 @@ def _bench_for(card: nvml_replay.Card, gpus: int) -> dict[str, Any]:
 
 def rejudge(doc: dict[str, Any]) -> dict[str, Any]:
     """The report's results made again by the real bench judge from its (changed) run record."""
-    from dlverify.bench.judge import judge, load_references
+    from dlverify.benchmarks.judge import judge, load_references
     from dlverify.hwspec.model import ChecksSpec
     from dlverify.results import exit_code, summarize
 

@@ -91,8 +91,8 @@ def test_cpu_run_through_the_cli_with_a_crashing_worker(tmp_path, monkeypatch) -
 
 
 def test_progress_bars_follow_worker_events(capsys) -> None:
-    from dlverify.bench.progress import ProgressView
-    from dlverify.bench.runner import cpu_slots
+    from dlverify.benchmarks.progress import ProgressView
+    from dlverify.benchmarks.runner import cpu_slots
 
     slots = cpu_slots("0,1")
     with ProgressView(slots, ["train", "infer"], 10.0, enabled=True) as view:

@@ -15,8 +15,8 @@ import pytest
 from conftest import one
 
 from dlverify import clocks
-from dlverify.bench.judge import find_reference, judge, likely_cause, load_references
-from dlverify.bench.runner import RECORD_SCHEMA
+from dlverify.benchmarks.judge import find_reference, judge, likely_cause, load_references
+from dlverify.benchmarks.runner import RECORD_SCHEMA
 from dlverify.checks import run_checks
 from dlverify.cli import main
 from dlverify.hwspec.model import BenchSpec, ChecksSpec, GpuSpec, HardwareSpec, SoftwareSpec, Spec

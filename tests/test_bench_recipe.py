@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from dlverify.bench import recipe  # noqa: E402
-from dlverify.bench.config import BenchConfig  # noqa: E402
-from dlverify.bench.worker import _run_mode  # noqa: E402
+from dlverify.benchmarks import recipe  # noqa: E402
+from dlverify.benchmarks.config import BenchConfig  # noqa: E402
+from dlverify.benchmarks.worker import _run_mode  # noqa: E402
 
 CPU = torch.device("cpu")
 TINY = BenchConfig(
@@ -136,7 +136,7 @@ def test_fault_spec_parsing() -> None:
 
 
 def test_out_of_memory_is_classified_for_the_report() -> None:
-    from dlverify.bench.worker import _is_oom
+    from dlverify.benchmarks.worker import _is_oom
 
     assert _is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert _is_oom(RuntimeError("CUDA error: out of memory"))

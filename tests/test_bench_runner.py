@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from dlverify.bench import runner
-from dlverify.bench.config import BenchConfig
+from dlverify.benchmarks import runner
+from dlverify.benchmarks.config import BenchConfig
 from dlverify.probes.nvml import NvmlInitError
 
 

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from dlverify.bench import sampler as sampler_mod
-from dlverify.bench.sampler import REASON_BITS, Sampler, decode_reasons
+from dlverify.benchmarks import sampler as sampler_mod
+from dlverify.benchmarks.sampler import REASON_BITS, Sampler, decode_reasons
 from dlverify.probes import nvml as real_nvml
 
 SNAP = json.loads((Path(__file__).parent / "fixtures/h100-sxm-80gb/nvml_snapshot.json").read_text())

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from conftest import one
 
-from dlverify.bench.collective import bandwidth, bus_factor, sizes
-from dlverify.bench.config import SUITES, BenchConfig, parse_suites
-from dlverify.bench.judge import judge, load_references
-from dlverify.bench.runner import RECORD_SCHEMA
+from dlverify.benchmarks.collective import bandwidth, bus_factor, sizes
+from dlverify.benchmarks.config import SUITES, BenchConfig, parse_suites
+from dlverify.benchmarks.judge import judge, load_references
+from dlverify.benchmarks.runner import RECORD_SCHEMA
 from dlverify.cli import main
 from dlverify.results import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Status, exit_code
 
@@ -160,7 +160,7 @@ def test_a_matmul_straggler_is_explained_by_its_own_window_of_telemetry() -> Non
 
 
 def test_collectives_leave_out_a_failed_gpu_and_say_so(monkeypatch) -> None:
-    from dlverify.bench import runner
+    from dlverify.benchmarks import runner
 
     calls: list[list[str]] = []
 
@@ -172,7 +172,7 @@ def test_collectives_leave_out_a_failed_gpu_and_say_so(monkeypatch) -> None:
         calls.append([s.label for s in slots])
         return {"ranks": [s.label for s in slots], "world_size": len(slots), "skipped": "test"}
 
-    import dlverify.bench.collective as coll_mod
+    import dlverify.benchmarks.collective as coll_mod
 
     monkeypatch.setattr(runner, "run_workers", fake_workers)
     monkeypatch.setattr(coll_mod, "run_collectives", fake_coll)
@@ -243,7 +243,7 @@ def test_packaged_suite_references_name_their_sources() -> None:
 
 def test_per_gpu_suites_run_on_the_cpu_in_process() -> None:
     torch = pytest.importorskip("torch")
-    from dlverify.bench import suites
+    from dlverify.benchmarks import suites
 
     cfg = BenchConfig(device="cpu", suites=SUITES, suite_iters=3).resolved()
     events: list[tuple] = []

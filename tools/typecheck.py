@@ -1,7 +1,7 @@
 """Type-check the installed package with mypy, as `make lint` does.
 
 The checkout maps folders to import names (pyproject's ``package-dir``: ``verify/`` is ``dlverify``,
-``hwspec/`` is ``dlverify.hwspec``, ``benchmarks/`` is ``dlverify.bench``), which mypy cannot follow from
+``hwspec/`` is ``dlverify.hwspec``, ``benchmarks/`` is ``dlverify.benchmarks``), which mypy cannot follow from
 the tree itself. This builds that layout from symlinks in a temporary folder and runs mypy on it with the
 ``[tool.mypy]`` settings of pyproject.toml. Exit status: mypy's.
 """

@@ -1,6 +1,6 @@
 """`dlverify bench`: ResNet18 training and inference on every GPU at once, with telemetry and judgement.
 
-Wiring only: the benchmark lives in :mod:`dlverify.bench` (runner, worker, recipe, sampler, judge).
+Wiring only: the benchmark lives in :mod:`dlverify.benchmarks` (runner, worker, recipe, sampler, judge).
 Exit codes as `dlverify check`: 0 no failure, 1 a failure, 2 bad usage / bad input / no GPU.
 """
 
@@ -19,7 +19,7 @@ FORMATS = ("table", "json", "junit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from dlverify.bench.config import COMPILE_MODES, PRECISIONS
+    from dlverify.benchmarks.config import COMPILE_MODES, PRECISIONS
 
     p = sub.add_parser(
         "bench",
@@ -121,7 +121,7 @@ def _err(msg: str) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from dlverify.bench.config import MODES, BenchConfig, parse_suites
+    from dlverify.benchmarks.config import MODES, BenchConfig, parse_suites
 
     return BenchConfig(
         device=args.device,
@@ -151,7 +151,7 @@ def _load_record(path: str) -> dict[str, Any]:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     if isinstance(doc, dict) and isinstance(doc.get("meta"), dict) and "bench" in doc["meta"]:
         doc = doc["meta"]["bench"]
-    from dlverify.bench.runner import RECORD_SCHEMA
+    from dlverify.benchmarks.runner import RECORD_SCHEMA
 
     if not isinstance(doc, dict) or doc.get("schema") != RECORD_SCHEMA:
         raise ValueError(
@@ -170,7 +170,7 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--image-size must be >= 32 (ResNet18 downsamples 32x)"
     if args.timeout <= 0:
         return "--timeout must be > 0 seconds"
-    from dlverify.bench.config import parse_suites
+    from dlverify.benchmarks.config import parse_suites
 
     try:
         parse_suites(args.suite)
@@ -180,8 +180,8 @@ def _validate(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dlverify.bench import judge as judge_mod
-    from dlverify.bench import runner
+    from dlverify.benchmarks import judge as judge_mod
+    from dlverify.benchmarks import runner
     from dlverify.hwspec.model import ChecksSpec
 
     problem = _validate(args)
@@ -222,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
             return _err(f"{exc} (use --device cpu for a CPU-only smoke run)")
         except runner.GpuSelectionError as exc:
             return _err(str(exc))
-        from dlverify.bench.progress import ProgressView
+        from dlverify.benchmarks.progress import ProgressView
 
         res = cfg.resolved()
         with ProgressView(

@@ -128,7 +128,7 @@ def _health_text(f: HostFacts) -> str:
 
 
 def _outliers(facts: list[HostFacts], th: Thresholds) -> tuple[list[Population], list[Finding]]:
-    from dlverify.bench.judge import likely_cause
+    from dlverify.benchmarks.judge import likely_cause
 
     by_host = {f.name: f for f in facts}
     pops: dict[tuple[str, str, tuple[str, int, int]], list[GpuRun]] = defaultdict(list)
