@@ -4,7 +4,9 @@
 - every `ansible-playbook site.yml ...` line parses, names specs, hosts and tags that exist, and lists its
   tasks (`--list-tasks`: nothing connects to a host), its `--tags` selecting at least one task;
 - the quick start's `dlverify spec lint hwspec.yaml` exits 0; `molecule-run.sh --list` runs;
-- no command block starts a command with `sudo` (not installed everywhere: say "as root" instead).
+- no command block starts a command with `sudo` (not installed everywhere: say "as root" instead);
+- every `dlverify ...` the README shows (usage lines, examples, inline mentions) names only options and
+  choices the command has, and every concrete example in a command block parses.
 """
 
 from __future__ import annotations
@@ -134,3 +136,74 @@ def test_molecule_runner_list_runs():
         timeout=60,
     )
     assert proc.returncode == 0 and "site" in proc.stdout, proc.stdout + proc.stderr
+
+
+def _dlverify_mentions(inline: bool = True) -> list[str]:
+    """Every `dlverify ...` the README shows: command-block lines and (``inline``) inline code spans."""
+    found = []
+    for block in _blocks():
+        found += [ln.strip() for ln in block.splitlines()]
+    if inline:
+        found += re.findall(r"`([^`\n]+)`", README)
+    out = []
+    for text in found:
+        text = text.split("  #")[0].split(" # ")[0].strip()
+        text = re.sub(r"^(?:\S*/)?\.venv/bin/", "", text).replace("\\|", "|")  # markdown tables escape |
+        if text.startswith("dlverify ") and not text.startswith("dlverify."):
+            out.append(text)
+    return sorted(set(out))
+
+
+def _subparser(parser, words: list[str]):
+    import argparse
+
+    for word in words:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
+def test_every_dlverify_option_the_readme_shows_exists():
+    """Usage lines, examples and inline mentions: each `--option` (and each listed choice) is one the
+    command really has, so the README cannot drift from the parser again."""
+    from dlverify.cli import build_parser
+
+    parser = build_parser()
+    mentions = _dlverify_mentions()
+    assert len(mentions) > 15, mentions  # the pattern finds them
+    problems = []
+    for text in mentions:
+        words = text.split()[1:]
+        sub = _subparser(parser, [w for w in words if re.fullmatch(r"[a-z]+", w)][:2])
+        known = {s: a for a in sub._actions for s in a.option_strings}
+        for token in re.findall(r"--[a-z][a-z0-9-]*(?:[ =][^\s\]\[]+)?", text):
+            opt, _, value = token.replace("=", " ").partition(" ")
+            if opt not in known:
+                problems.append(f"{text!r}: {sub.prog} has no {opt}")
+                continue
+            choices = known[opt].choices
+            if choices and value and "|" in value:
+                bad = [v for v in value.strip("[]").split("|") if v not in choices and not v.isupper()]
+                if bad:
+                    problems.append(f"{text!r}: {opt} has no choice {bad}")
+    assert problems == [], problems
+
+
+def test_every_dlverify_example_without_placeholders_parses():
+    from dlverify.cli import build_parser
+
+    parser = build_parser()
+    concrete = [
+        t
+        for t in _dlverify_mentions(inline=False)  # inline spans are fragments ("check --format json")
+        if not re.search(r"[\[\]|<>…]|\.\.\.|\b[A-Z]{2,}\b", t)
+        and not all(re.fullmatch(r"[a-z]+", w) for w in t.split())  # a command's name, not an example
+    ]
+    assert concrete, "no concrete example found"
+    for text in concrete:
+        try:
+            parser.parse_args(shlex.split(text)[1:])
+        except SystemExit as exc:
+            raise AssertionError(f"the README's `{text}` does not parse (exit {exc.code})") from None
