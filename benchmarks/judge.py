@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from dlverify.benchmarks import node_state
 from dlverify.benchmarks.config import DEFAULT_SUITES, MODES
 from dlverify.benchmarks.judge_reference import (
     REFERENCE_SCHEMA,
@@ -22,6 +23,7 @@ from dlverify.benchmarks.judge_suites import judge_node, judge_per_gpu
 from dlverify.benchmarks.judge_telemetry import likely_cause, telemetry_result
 from dlverify.hwspec.model import BenchSpec, ChecksSpec
 from dlverify.results import CheckResult, Recorder, Status
+from dlverify.unavailable import why_missing
 
 __all__ = ["REFERENCE_SCHEMA", "find_reference", "judge", "likely_cause", "load_references"]
 
@@ -39,6 +41,31 @@ def _ok_mode(worker: dict[str, Any], mode: str) -> dict[str, Any] | None:
     if not m or not (m.get("guard") or {}).get("ok"):
         return None
     return m
+
+
+def _judge_node_state(r: Recorder, state: Any, worker: dict[str, Any]) -> None:
+    """bench.node_state: no error counter of this GPU may move, and no XID may appear, during the run."""
+    c = r.check("bench.node_state", "error counters and XIDs during the run")
+    if isinstance(state, dict) and set(state) == {"unavailable"}:
+        c.skip(str(why_missing(state)))
+        return
+    if not isinstance(state, dict) or "after" not in state:
+        c.skip("not recorded (a run from before node-state readings, or interrupted)")
+        return
+    if not worker.get("uuid"):
+        c.skip("the worker's GPU has no UUID to find its counters by")
+        return
+    got = node_state.moved(state["before"], state["after"], worker["uuid"])
+    if isinstance(got, str):
+        c.skip(got)
+        return
+    worst, findings = got
+    n = len(node_state.COUNTERS) + len(node_state.FLAGS)
+    if worst == "pass":
+        c.ok("none moved", "none moved", f"{n} NVML counters and flags, and the kernel log's XIDs")
+    else:
+        severity = Status.FAIL if worst == "fail" else Status.WARN
+        c.status(severity, "; ".join(findings), "none moved", "moved during the run: " + "; ".join(findings))
 
 
 def judge(
@@ -84,6 +111,7 @@ def judge(
         r.check("bench.worker", "benchmark worker").ok(
             "completed", "completed", f"{card}; wall {res.get('wall_s', 0):.1f} s"
         )
+        _judge_node_state(r, record.get("node_state"), w)
         peers = [p for p in workers if p is not w]
         for mode in modes:
             m = (res.get("modes") or {}).get(mode)

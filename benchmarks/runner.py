@@ -291,12 +291,22 @@ def _timed_window(phases: Sequence[Sequence[Any]], mode: str) -> tuple[float | N
 
 def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = False,
               timeout_s: float = 600.0, on_event: Callable[[Event], None] | None = None,
-              nvml: Any = nvml_probe) -> dict[str, Any]:
-    """The whole run: sampler around the workers; one JSON-ready record (judged by judge.judge)."""
+              nvml: Any = nvml_probe,
+              take_state: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole run: sampler around the workers; one JSON-ready record (judged by judge.judge).
+
+    ``take_state`` reads the node's error counters (default on CUDA: :func:`node_state.take`).
+    """
     cfg = cfg.resolved()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     use_nvml = cfg.telemetry and cfg.device == "cuda"
+    # error counters and XIDs before and after: anything that moves under load fails the GPU (judge)
+    if take_state is None and cfg.device == "cuda":
+        from dlverify.benchmarks.node_state import take as take_state
+    node_state: dict[str, Any] = (
+        {"unavailable": "CPU run: no GPU counters"} if take_state is None else {"before": take_state()}
+    )
     sampler = Sampler([(s.slot, s.index) for s in slots], nvml=nvml) if use_nvml else None
     if sampler is not None:
         sampler.start()
@@ -315,6 +325,8 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
     finally:
         if sampler is not None:
             sampler.stop()
+    if take_state is not None:
+        node_state["after"] = take_state()
     for w in workers:
         if sampler is None:
             why = "telemetry off (--no-telemetry)" if cfg.device == "cuda" else "CPU run: no GPU telemetry"
@@ -339,5 +351,6 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
             "cpu_ms_per_sweep": sampler.cpu_ms_per_sweep, "error": sampler.error,
         },
         "workers": workers,
+        "node_state": node_state,
         **({"collectives": collectives} if collectives is not None else {}),
     }
