@@ -55,6 +55,15 @@ def _judge_node_state(r: Recorder, state: Any, worker: dict[str, Any]) -> None:
     if not worker.get("uuid"):
         c.skip("the worker's GPU has no UUID to find its counters by")
         return
+    others = node_state.busy(state["before"], worker["uuid"])
+    free = r.check("bench.gpu_free", "no other process on the GPU")
+    if isinstance(others, str):
+        free.skip(others)
+    elif others:
+        free.warn(", ".join(others), "none", "busy before the run, so its numbers are not its own: "
+                  + ", ".join(others))
+    else:
+        free.ok("none", "none", "no other compute process on the GPU before the run")
     got = node_state.moved(state["before"], state["after"], worker["uuid"])
     if isinstance(got, str):
         c.skip(got)

@@ -8,10 +8,10 @@ Judging is pure: :func:`moved` compares two recorded states, so ``bench --replay
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from dlverify.unavailable import Unavailable, is_unavailable
+from dlverify.unavailable import Unavailable, is_unavailable, why_missing
 
 # (path in a GPU's probe record, what it counts, severity when it grows during the run)
 COUNTERS: tuple[tuple[str, str, str], ...] = (
@@ -43,9 +43,65 @@ def _get(rec: dict[str, Any], path: str) -> Any:
     return v
 
 
+def _comm(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:  # another PID namespace (a container), or gone
+        return None
+
+
+def compute_processes() -> dict[str, Any]:
+    """Processes holding each GPU (by UUID) through NVML: a busy GPU's numbers are not its own."""
+    from dlverify.probes import nvml
+
+    out: dict[str, Any] = {}
+    try:
+        with nvml.session() as nv:
+            count = nvml.query(nv.nvmlDeviceGetCount)
+            for i in range(count if isinstance(count, int) else 0):
+                h = nvml.query(nv.nvmlDeviceGetHandleByIndex, i)
+                uuid = nvml.query(nv.nvmlDeviceGetUUID, h)
+                procs = nvml.query("nvmlDeviceGetComputeRunningProcesses", h)
+                if not isinstance(uuid, str):
+                    continue
+                if isinstance(procs, Unavailable):
+                    out[uuid] = procs.to_json()
+                    continue
+                out[uuid] = [
+                    {"pid": int(p.pid), "name": _comm(int(p.pid)),
+                     "used_mib": (int(p.usedGpuMemory) >> 20) if isinstance(p.usedGpuMemory, int) else None}
+                    for p in procs or []
+                ]
+    except nvml.NvmlInitError as exc:
+        return Unavailable(str(exc)).to_json()
+    return out
+
+
+def busy(state: dict[str, Any], uuid: str, own_pids: Iterable[int] = ()) -> list[str] | str:
+    """The other processes on this GPU before the run, as text; or why that is not known."""
+    procs = state.get("processes")
+    if procs is None:
+        return "processes not recorded (a run from before they were)"
+    if is_unavailable(procs):
+        return f"NVML could not list processes: {why_missing(procs)}"
+    mine = procs.get(uuid) if isinstance(procs, dict) else None
+    if mine is None:
+        return "processes not recorded for this GPU"
+    if is_unavailable(mine):
+        return f"NVML could not list processes: {why_missing(mine)}"
+    skip = set(own_pids)
+    return [
+        f"pid {p.get('pid')}" + (f" ({p['name']})" if p.get("name") else "")
+        + (f" holding {p['used_mib'] / 1024:.1f} GiB" if isinstance(p.get("used_mib"), int) else "")
+        for p in mine if isinstance(p, dict) and p.get("pid") not in skip
+    ]
+
+
 def take(probe_nvml: Callable[[], Any] | None = None,
-         probe_xid: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """The counters of every GPU (by UUID) and the kernel log's XID events, JSON-ready."""
+         probe_xid: Callable[[], Any] | None = None,
+         probe_processes: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """The counters of every GPU (by UUID), the kernel log's XID events and the processes on each GPU."""
     from dlverify.probes.gpu import probe_nvml as nvml_default
     from dlverify.probes.host import probe_xid as xid_default
 
@@ -61,6 +117,7 @@ def take(probe_nvml: Callable[[], Any] | None = None,
             gpus[g["uuid"]] = state
     xid = (probe_xid or xid_default)()
     return {
+        "processes": (probe_processes or compute_processes)(),
         "gpus": gpus if isinstance(nv, dict) else _json(nv),
         "xid": _json(xid) if not isinstance(xid, dict) else [
             {"pci": e.get("pci"), "xid": e.get("xid"), "text": e.get("text")} for e in xid.get("events") or []

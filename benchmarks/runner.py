@@ -307,6 +307,14 @@ def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = Fal
     node_state: dict[str, Any] = (
         {"unavailable": "CPU run: no GPU counters"} if take_state is None else {"before": take_state()}
     )
+    if take_state is not None:
+        from dlverify.benchmarks.node_state import busy
+
+        for s in slots:  # named before the run starts, not only in the verdict after it
+            others = busy(node_state["before"], s.uuid or "")
+            if isinstance(others, list) and others:
+                print(f"dlverify: {s.label} is busy before the run ({', '.join(others)}): its numbers "
+                      "will not be its own", file=sys.stderr)
     sampler = Sampler([(s.slot, s.index) for s in slots], nvml=nvml) if use_nvml else None
     if sampler is not None:
         sampler.start()

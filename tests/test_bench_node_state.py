@@ -102,3 +102,30 @@ def test_a_gpu_lost_during_the_run_is_said(monkeypatch) -> None:
     del after["gpus"]["GPU-1"]
     got = node_state.moved(before, after, "GPU-1")
     assert isinstance(got, str) and "lost during the run" in got
+
+
+def test_a_gpu_busy_before_the_run_is_named(monkeypatch) -> None:
+    """Issue 12: another process holding a GPU makes its numbers not its own: said, by PID and memory."""
+    before = _fleet_of(_h100_state(monkeypatch), 2)
+    before["processes"] = {
+        "GPU-0": [],
+        "GPU-1": [{"pid": 4242, "name": "python3", "used_mib": 30 * 1024}],
+    }
+    record = _record(_workers(2))
+    record["node_state"] = {"before": before, "after": copy.deepcopy(before)}
+    res = judge(record, references=REFS)
+    assert one(res, "bench.gpu_free", "gpu0").status is Status.PASS
+    busy = one(res, "bench.gpu_free", "gpu1")
+    assert busy.status is Status.WARN and "pid 4242 (python3) holding 30.0 GiB" in busy.detail
+    before["processes"] = {"unavailable": "NVML library (libnvidia-ml.so.1) not found"}
+    r = one(judge(record, references=REFS), "bench.gpu_free", "gpu0")
+    assert r.status is Status.SKIP and "libnvidia-ml" in r.detail
+
+
+def test_processes_come_from_nvml_through_the_query_layer(monkeypatch) -> None:
+    """The real compute_processes() on the replayed H100: NVML's answer, or the reason it has none."""
+    nvml_replay.install(monkeypatch, nvml_replay.load_recording())
+    got = node_state.compute_processes()
+    assert isinstance(got, dict) and len(got) == 1
+    (procs,) = got.values()
+    assert procs == [] or "unavailable" in procs  # the recording holds no processes
