@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-TABLES = ("cuda_driver", "cudnn", "pytorch", "tensorflow", "gpus")
+TABLES = ("cuda_driver", "cudnn", "pytorch", "tensorflow", "gpus", "containers")
 
 
 @functools.cache
@@ -149,6 +149,36 @@ def first_torch_with_cuda(cuda: str) -> str | None:
 
 def tf_release(version: str) -> dict[str, Any] | None:
     return table("tensorflow")["releases"].get(major_minor(version))
+
+
+# --- containers --------------------------------------------------------------------------------------
+
+
+def toolkit_min_driver(toolkit: str) -> tuple[str, list[str]] | None:
+    """The NVIDIA driver a Container Toolkit release needs at least and where that is written (by major)."""
+    k = vkey(toolkit)
+    entry = table("containers")["toolkit"].get(str(k[0])) if k else None
+    return (str(entry["min_driver"]), list(entry["source"])) if entry else None
+
+
+def docker_sources(os_name: str, os_version: str) -> dict[str, dict[str, Any]] | None:
+    """``{"docker.io": {...}, "docker-ce": {...}}`` for an OS, or None when the data has none for it."""
+    os_key = f"{os_name.lower()}-{'.'.join(str(os_version).split('.')[:2])}"  # "22.04", not vkey's 22.4
+    found = {}
+    for key, entry in table("containers")["docker"].items():
+        where, _, source = key.partition("/")
+        if where == os_key:
+            found[source] = entry
+    return found or None
+
+
+def docker_ships(entry: dict[str, Any], version: str) -> bool:
+    """Does a source (a ``docker`` entry of the data) ship this upstream docker version? A pin of
+    major.minor ("24.0") is shipped when any release of that series is."""
+    want = vkey(version)
+    if "first" in entry:
+        return want >= vkey(entry["first"])[: len(want)]
+    return any(vkey(v)[: len(want)] == want for v in entry["versions"])
 
 
 # --- GPUs --------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ The loader (``loader.py``) walks a YAML document with :data:`SPEC`; the JSON Sch
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +32,14 @@ from dlverify.hwspec.kinds import (
 )
 from dlverify.hwspec.model import (
     DEPRECATED_POLICY,
+    DOCKER_SOURCES,
     POLICY_LEVELS,
     BenchSpec,
     ChecksSpec,
     CpuSpec,
     GpuSpec,
     HardwareSpec,
+    JupyterSpec,
     NetworkSpec,
     OsSpec,
     PythonEnvSpec,
@@ -142,10 +146,48 @@ def _build_checks(d: dict[str, Any]) -> ChecksSpec:
     return c
 
 
+def _listen_address(text: str) -> str:
+    """An IP address JupyterLab binds to (``ServerApp.ip``), normalised (``::1``, ``0.0.0.0``)."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ValueError(
+            f"expected an IP address like 127.0.0.1 (loopback) or 0.0.0.0 (all), got {text!r}"
+        ) from None
+
+
+def _build_jupyter(d: dict[str, Any]) -> JupyterSpec:
+    d = {k: (None if v == "none" else v) for k, v in d.items()}
+    if "users" in d:
+        d["users"] = tuple(d["users"])
+        if len(set(d["users"])) != len(d["users"]):
+            raise ValueError("jupyter: a user is listed twice in users")
+    if "root" in d.get("users", ()):
+        raise ValueError("jupyter: 'root' in users; JupyterLab never runs as root (one unit per normal user)")
+    if (d.get("tls_cert") is None) != (d.get("tls_key") is None):
+        raise ValueError("jupyter: give both tls_cert and tls_key, or neither")
+    return JupyterSpec(**d)
+
+
+def _build_software(d: dict[str, Any]) -> SoftwareSpec:
+    d = dict(d)
+    containers = dict(d.get("containers", {}))
+    source = containers.pop("docker_source", None)
+    d["containers"] = containers
+    return SoftwareSpec(**d, docker_source=source)
+
+
 def _build_spec(d: dict[str, Any]) -> Spec:
+    software = d.get("software", SoftwareSpec())
+    jup = software.jupyter
+    if jup is not None and jup.kernel_env is None and software.python_env is not None:
+        # the kernel env defaults to the spec's python_env (its name, as `ipykernel install --name` takes)
+        software = dataclasses.replace(
+            software, jupyter=dataclasses.replace(jup, kernel_env=software.python_env.name)
+        )
     return Spec(
         hardware=d.get("hardware", HardwareSpec()),
-        software=d.get("software", SoftwareSpec()),
+        software=software,
         checks=d.get("checks", ChecksSpec()),
         bench=d.get("bench", BenchSpec()),
     )
@@ -289,6 +331,46 @@ OS: Kind = OneOf(
 
 VERSIONS = Fields(extra=Version(example="2.1.2"), description="name -> version string")
 
+CONTAINERS = Fields(
+    {
+        "docker": Version(example="20.10.24", description="Docker engine version (upstream, e.g. 24.0.7)"),
+        "docker_source": Enum(
+            DOCKER_SOURCES,
+            description="docker.io: Ubuntu's package; docker-ce: Docker's apt repo "
+            "(unset: lint says which ships the version)",
+        ),
+        "nvidia_container_toolkit": Version(example="1.13.1", description="nvidia-container-toolkit version"),
+    },
+    extra=Version(example="1.7.2"),
+    description="container engine and NVIDIA Container Toolkit versions (other names: name -> version)",
+)
+
+USER_NAME = Str(pattern=r"^[a-z_][a-z0-9_-]{0,31}$", expect="a Linux user name like alice")
+PATH_OR_NONE = Str(pattern=r"^(/|none$)", expect="an absolute path like /etc/ssl/jupyter.pem, or none")
+
+JUPYTER = Fields(
+    {
+        "enabled": Bool(description="run JupyterLab (default true when the section is present)"),
+        "users": ListOf(USER_NAME, description="one jupyterlab@USER unit each; never root"),
+        "listen": Human(
+            _listen_address,
+            expect="an IP address like 127.0.0.1",
+            description="ServerApp.ip (default 127.0.0.1: reach it through an SSH tunnel); beyond loopback "
+            "needs tls_cert and tls_key",
+        ),
+        "port": Int(minimum=1, maximum=65535, description="default 8888"),
+        "tls_cert": PATH_OR_NONE,
+        "tls_key": PATH_OR_NONE,
+        "kernel_env": Str(
+            pattern=r"^[A-Za-z0-9_.-]+$",
+            expect="an env name like dl",
+            description="the env registered as the kernel (default: python_env's name)",
+        ),
+    },
+    build=_build_jupyter,
+    description="JupyterLab as a service; a password is always required (vaulted, argon2)",
+)
+
 SOFTWARE = Fields(
     {
         "os": OS,
@@ -312,10 +394,11 @@ SOFTWARE = Fields(
             description="the Python environment the software probe runs",
         ),
         "frameworks": VERSIONS,
-        "containers": VERSIONS,
+        "containers": CONTAINERS,
         "monitoring": VERSIONS,
+        "jupyter": JUPYTER,
     },
-    build=lambda d: SoftwareSpec(**d),
+    build=_build_software,
     description="what is installed",
 )
 

@@ -4,7 +4,8 @@ Every result names the spec key it is about and where it was written (``file:lin
 pins cannot work together as written; a warn means "probably fine but look" or "the data can't judge".
 
 One pass per concern, each in the module of what it judges: ``lint_cuda`` (driver, CUDA toolkit, cuDNN),
-``lint_pytorch``, ``lint_frameworks`` (TensorFlow, framework names), ``lint_platform`` (GPU models, OS,
+``lint_pytorch``, ``lint_frameworks`` (TensorFlow, framework names), ``lint_containers`` (Docker, the
+Container Toolkit, JupyterLab's exposure), ``lint_platform`` (GPU models, OS,
 policy spellings); ``lint_base`` holds the recorder. A new rule goes into its concern's module and, as a
 new pass, into :data:`PASSES` (the report follows its order).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dlverify.hwspec.lint_base import GROUP, LintOut
+from dlverify.hwspec.lint_containers import lint_docker, lint_jupyter, lint_toolkit
 from dlverify.hwspec.lint_cuda import lint_cudnn, lint_driver_and_cuda
 from dlverify.hwspec.lint_frameworks import lint_names, lint_tensorflow
 from dlverify.hwspec.lint_platform import lint_gpus, lint_os, lint_policies
@@ -29,6 +31,9 @@ PASSES: tuple[Callable[[LintOut], None], ...] = (
     lint_pytorch,
     lint_tensorflow,
     lint_names,
+    lint_toolkit,
+    lint_docker,
+    lint_jupyter,
     lint_policies,
 )
 

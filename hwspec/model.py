@@ -101,6 +101,28 @@ class PythonEnvSpec:
 
 
 @dataclass(frozen=True)
+class JupyterSpec:
+    """JupyterLab as a service (role ``jupyterlab``): one unit per user, never root, a password always."""
+
+    enabled: bool = True
+    users: tuple[str, ...] = ()  # one jupyterlab@USER unit each
+    listen: str = "127.0.0.1"  # ServerApp.ip; anything but loopback needs tls_cert + tls_key (lint)
+    port: int = 8888
+    tls_cert: str | None = None  # absolute path, or None ("none" in the spec)
+    tls_key: str | None = None
+    kernel_env: str | None = None  # the env registered as the kernel; None in the spec: python_env's name
+
+    @property
+    def loopback(self) -> bool:
+        import ipaddress
+
+        return ipaddress.ip_address(self.listen).is_loopback
+
+
+DOCKER_SOURCES = ("docker.io", "docker-ce")  # Ubuntu's package | Docker's apt repo
+
+
+@dataclass(frozen=True)
 class SoftwareSpec:
     os: OsSpec | None = None
     nvidia_driver: str | None = None  # "535.54.03" exact, or "535" for the branch
@@ -108,8 +130,11 @@ class SoftwareSpec:
     cudnn: str | None = None  # "8.9.2"
     python_env: PythonEnvSpec | None = None
     frameworks: dict[str, str] = field(default_factory=dict)  # pytorch -> "2.1.2+cu121", tensorflow, ...
-    containers: dict[str, str] = field(default_factory=dict)
+    containers: dict[str, str] = field(default_factory=dict)  # docker, nvidia_container_toolkit, ...
     monitoring: dict[str, str] = field(default_factory=dict)
+    # where docker comes from (software.containers.docker_source): "docker.io" | "docker-ce" | None (unsaid)
+    docker_source: str | None = None
+    jupyter: JupyterSpec | None = None
 
 
 # One vocabulary for the policy keys (checks.ecc, persistence_mode, pcie, xid): what a failed condition is.

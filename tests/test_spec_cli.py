@@ -31,7 +31,7 @@ def test_lint_clean_spec_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_lint_incompatible_spec_exits_1_in_every_format(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "spec", "lint", str(NOTES))
-    assert code == 1 and "FAILED: 8 passed, 1 warnings, 2 failed, 0 skipped" in out
+    assert code == 1 and "FAILED: 10 passed, 1 warnings, 2 failed, 0 skipped" in out
     code, out, _ = run(capsys, "spec", "lint", str(NOTES), "--format", "json")
     doc = json.loads(out)
     assert code == 1 and doc["exit_code"] == 1 and doc["summary"]["fail"] == 2
@@ -57,6 +57,18 @@ def test_lint_incompatible_spec_exits_1_in_every_format(capsys: pytest.CaptureFi
             "bad.yaml:3:25: hardware.storage[0].size",
         ),
         ("", "bad.yaml: the file is empty"),
+        (
+            "software:\n  jupyter:\n    port: eighty\n",
+            "bad.yaml:3:11: software.jupyter.port: expected an integer",
+        ),
+        (
+            "software:\n  jupyter:\n    users: [root]\n",
+            "bad.yaml:3:5: software.jupyter: jupyter: 'root' in users",
+        ),
+        (
+            "software:\n  containers:\n    docker: 24.0\n",
+            "bad.yaml:3:13: software.containers.docker: expected",
+        ),
     ],
 )
 def test_invalid_spec_exits_2_with_location(
