@@ -141,3 +141,43 @@ def test_a_playbook_outside_the_repo_uses_the_roles_by_fqcn(installed: dict) -> 
     checks = [line.strip() for line in tasks.splitlines() if "os_support :" in line]
     assert len(checks) >= 5 and all(c.startswith(f"{FQCN}.os_support : ") for c in checks), checks
     assert str(REPO) not in tasks
+
+
+GATE_PLAYBOOK = f"""---
+- name: The dlverify spec gate, from the collection
+  ansible.builtin.import_playbook: {FQCN}.spec
+"""
+
+
+@pytest.mark.parametrize("case", ["wheel given", "no wheel", "bad spec"])
+def test_the_collections_spec_gate_runs_outside_the_repo(installed: dict, tmp_path: Path, case: str) -> None:
+    """The gate play runs on the controller only (the host's connection is local and nothing runs on it)."""
+    (tmp_path / "gate.yml").write_text(GATE_PLAYBOOK)
+    hosts = "gpu_servers:\n  hosts:\n    gpu01:\n      ansible_connection: local\n"
+    (tmp_path / "hosts.yml").write_text(hosts)
+    spec = REPO / "hwspec.yaml"
+    if case == "bad spec":
+        spec = tmp_path / "bad.yaml"
+        spec.write_text("software: [\n")
+    sha256 = "a" * 64  # the gate checks its form only
+    args = ["-i", "hosts.yml", "gate.yml", "-e", f"hwspec={spec}"]
+    args += ["-e", f"miniconda_installer_sha256={sha256}"]
+    if case != "no wheel":
+        args += ["-e", f"dlverify_wheel={tmp_path / 'dlverify-0.0.0-py3-none-any.whl'}"]
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(installed["tmp"] / "collections"),
+        "ANSIBLE_CONFIG": str(installed["tmp"] / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    r = subprocess.run(
+        [_tool("ansible-playbook"), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
+    out = r.stdout + r.stderr
+    if case == "wheel given":
+        assert r.returncode == 0, out[-3000:]
+        assert "Hand the spec to every host" in out
+    elif case == "no wheel":
+        assert r.returncode != 0 and "pass -e dlverify_wheel=PATH" in out, out[-3000:]
+    else:
+        assert r.returncode != 0 and "no host was touched" in out, out[-3000:]
