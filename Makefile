@@ -11,7 +11,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 ROLES_JOBS ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: check venv test-venv host-tools test lint pytest roles clean
+.PHONY: check venv test-venv host-tools test lint pytest roles release clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,21 @@ roles: test-venv
 
 test: lint pytest roles
 
+# One release command: the Python sdist + wheel and the Ansible collection tarball, all into dist/, then checked
+# (twine check --strict; the collection installed offline into a scratch path and its roles listed by FQCN).
+# The version is verify/__init__.py's __version__; galaxy.yml must carry the same (tests/test_release_*.py).
+release: $(BIN)/python
+	$(BIN)/pip install -q -e '.[release]'
+	rm -rf dist && mkdir -p dist
+	$(BIN)/python -m build --sdist --wheel --outdir dist .
+	$(BIN)/twine check --strict dist/*.whl dist/*.tar.gz
+	@v=$$($(BIN)/python -c 'import dlverify; print(dlverify.__version__)'); \
+	  grep -qx "version: $$v" galaxy.yml || { echo "make: galaxy.yml's version is not $$v (verify/__init__.py)" >&2; exit 1; }
+	$(BIN)/ansible-galaxy collection build --force --output-path dist .
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(BIN)/ansible-galaxy collection install --offline -p "$$tmp" dist/dlverify-gpu_server-*.tar.gz && \
+	  ANSIBLE_COLLECTIONS_PATH="$$tmp" $(BIN)/ansible-doc -t role -l dlverify.gpu_server
+	@ls -l dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

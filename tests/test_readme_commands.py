@@ -29,7 +29,9 @@ ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(BIN)) or shutil.whi
 
 
 def _blocks() -> list[str]:
-    return re.findall(r"```(?:bash)?\n(.*?)```", README, flags=re.S)
+    # every fenced block pairs up (a ```yaml block must not shift the rest); only shell blocks are commands
+    fenced = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
+    return [body for lang, body in fenced if lang in ("", "bash")]
 
 
 def _command_lines(prefix: str) -> list[str]:

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from dlverify import __version__
 from dlverify.results import EXIT_USAGE, exit_code
 
 SPEC_ERRORS_SCHEMA = "dlverify.spec-errors/1"
@@ -71,6 +72,7 @@ def _print_spec_errors(err: object, fmt: str = "table") -> None:
     if fmt == "json":
         doc = {
             "schema": SPEC_ERRORS_SCHEMA,
+            "tool": f"dlverify {__version__}",
             "exit_code": EXIT_USAGE,
             "errors": [e.to_dict() for e in err.errors],
         }

@@ -22,7 +22,7 @@ if [ $# -gt 0 ]; then
   targets=("$@")
 else
   targets=()
-  for path in roles playbooks site.yml inventory molecule .config/molecule requirements.yml; do
+  for path in roles playbooks site.yml inventory molecule .config/molecule requirements.yml galaxy.yml meta; do
     [ -e "$path" ] && targets+=("$path")
   done
 fi
