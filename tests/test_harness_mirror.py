@@ -7,6 +7,7 @@ the way apt does.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
@@ -195,7 +196,8 @@ def test_stand_in_daemon_forks_and_keeps_its_arguments(tmp_path):
         assert "exec sleep infinity" not in text
     assert "Type=forking" in (REPO / "tools" / "harness" / "standins" / "daemon.service.in").read_text()
     daemon = tmp_path / "nvidia-persistenced"
-    daemon.write_text((REPO / "tools" / "harness" / "standins" / "daemon.sh.in").read_text())
+    files = mirror.daemon_package_files("p", "nvidia-persistenced", "x.service", "d", "")
+    daemon.write_bytes(files["/usr/bin/nvidia-persistenced"])
     daemon.chmod(0o755)
     done = subprocess.run(
         [str(daemon), "--persistence-mode", "--verbose"],
@@ -496,3 +498,22 @@ def test_miniconda_installer_and_conda_stand_in(tmp_path):
     assert sh(conda, "env", "remove", "-n", "fromfile").returncode == 0
     assert not (prefix / "envs" / "fromfile").exists()
     assert sh(conda, "frobnicate").returncode == 2
+
+
+def test_grafana_stand_in_runs_in_the_foreground_as_its_type_simple_unit_needs(tmp_path):
+    """Grafana's unit is Type=simple: a server that forked and exited would be seen as stopped by systemd
+    (and restarted by every converge: the idempotence failure this test was written after)."""
+    spec = mirror.grafana_spec()
+    unit = spec.files["/lib/systemd/system/grafana-server.service"]
+    assert b"Type=simple" in (unit if isinstance(unit, bytes) else unit.read_bytes())
+    server = tmp_path / "grafana-server"
+    server.write_bytes(spec.files["/usr/sbin/grafana-server"])  # type: ignore[arg-type]
+    server.chmod(0o755)
+    proc = subprocess.Popen([str(server), "--config=/etc/grafana/grafana.ini"], stdout=subprocess.PIPE)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.5)
+        assert proc.poll() is None, "the stand-in server exited: systemd would see a Type=simple unit stop"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

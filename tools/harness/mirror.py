@@ -217,6 +217,7 @@ def daemon_package_files(
             "@DESCRIPTION@": description,
             "@PACKAGE@": pkg,
             "@ARGS@": args,
+            "@FORKS@": "yes",  # the generic unit and NVIDIA's real daemons are Type=forking
         }.items():
             template = template.replace(key, value)
         return template.encode()
@@ -466,6 +467,7 @@ def grafana_spec() -> DebSpec:
         text("daemon.sh.in")
         .replace(b"@NAME@", b"grafana-server")
         .replace(b"@UNIT@", b"grafana-server.service")
+        .replace(b"@FORKS@", b"no")  # Grafana's unit is Type=simple: the server runs in the foreground
     )
     server = server.replace(b"NOT NVIDIA's daemon", b"NOT Grafana Labs' server").replace(
         b"no GPU here", b"no web UI"
