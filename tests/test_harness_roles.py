@@ -290,3 +290,31 @@ def test_a_module_that_does_not_load_after_the_reboot_fails_the_host():
     assert "_nvidia_driver_loaded.rc != 0" in when
     assert "_nvidia_driver_gpus | length > 0" in when
     assert any("in_container" in w for w in when) and any("_local" in w for w in when)
+
+
+def _conditions(node, where=""):
+    """Every `that:` / `when:` / `*_when:` / `until:` entry of a parsed playbook or task file."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("that", "when", "failed_when", "changed_when", "until"):
+                for item in value if isinstance(value, list) else [value]:
+                    yield f"{where}.{key}", item
+            yield from _conditions(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _conditions(value, f"{where}[{i}]")
+
+
+def test_every_condition_is_a_string_not_a_mapping():
+    """A plain YAML scalar holding ': ' (`search('^Signed-By: /etc')`) parses as a mapping, and Ansible fails
+    the task at run time with "Conditional expressions must be strings" (it did, in the monitoring verify,
+    in CI). Caught here, before a test host runs."""
+    files = [*REPO.glob("roles/**/*.yml"), *REPO.glob("molecule/**/*.yml"), *REPO.glob("playbooks/**/*.yml"),
+             REPO / "site.yml"]
+    bad = []
+    for f in files:
+        doc = yaml.safe_load(f.read_text())
+        bad += [f"{f.relative_to(REPO)}{where}: {item!r}" for where, item in _conditions(doc)
+                if not isinstance(item, (str, bool))]
+    assert len(files) > 100
+    assert bad == [], bad
