@@ -318,7 +318,7 @@ def test_spec_floors_and_tolerances_through_the_cli(tmp_path, capsys) -> None:
     spec_file.write_text(spec + "\nbench:\n  min_infer_img_s: -3\n")
     assert main(["bench", "--replay", str(run), "--spec", str(spec_file)]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "bad spec" in err and "hwspec.yaml:" in err and "min_infer_img_s" in err
+    assert "problem in the spec" in err and "hwspec.yaml:" in err and "min_infer_img_s" in err
 
 
 def test_a_real_h200_recording_replays_and_passes(tmp_path) -> None:

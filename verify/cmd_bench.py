@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dlverify.output import load_spec_or_report, write_output
 from dlverify.results import EXIT_USAGE, CheckResult, exit_code
 
 FORMATS = ("table", "json", "junit")
@@ -141,12 +142,6 @@ def _config(args: argparse.Namespace) -> Any:
     )
 
 
-def _load_spec(path: str) -> Any:
-    from dlverify.hwspec.loader import load_spec
-
-    return load_spec(path)
-
-
 def _load_record(path: str) -> dict[str, Any]:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     if isinstance(doc, dict) and isinstance(doc.get("meta"), dict) and "bench" in doc["meta"]:
@@ -191,12 +186,9 @@ def _run(args: argparse.Namespace) -> int:
     bench_spec = None
     allowed = ChecksSpec().allowed_clock_event_reasons
     if args.spec:
-        from dlverify.hwspec.errors import SpecError
-
-        try:
-            spec = _load_spec(args.spec)
-        except SpecError as exc:  # names file, line, column and key
-            return _err(f"bad spec:\n{exc}")
+        spec = load_spec_or_report(args.spec)  # names file, line, column and key
+        if spec is None:
+            return EXIT_USAGE
         bench_spec = spec.bench
         allowed = spec.checks.allowed_clock_event_reasons
 
@@ -238,13 +230,8 @@ def _run(args: argparse.Namespace) -> int:
         return _err(f"bad reference data: {exc}")
     results = judge_mod.judge(record, references=references, bench_spec=bench_spec, allowed_reasons=allowed)
     text = _render(results, record, args.format)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            return _err(f"cannot write {args.output}: {exc}")
-    else:
-        sys.stdout.write(text)
+    if not write_output(text, args.output):
+        return EXIT_USAGE
     return exit_code(results)
 
 

@@ -7,16 +7,14 @@ trip a recorded one did, so `check --snapshot FILE` judges exactly what a live r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
 from typing import Any
 
 from dlverify import snapshot as snapshots
 from dlverify.checks import AREAS, run_checks
+from dlverify.output import load_spec_or_report, write_output
 from dlverify.report import FORMATS, render
 from dlverify.results import EXIT_OK, EXIT_USAGE, exit_code
 
@@ -87,56 +85,6 @@ def _areas(text: str) -> tuple[str, ...]:
     return got
 
 
-def _load_spec(path: str) -> Any:
-    """The spec, or None after printing every error on stderr (the caller exits 2)."""
-    try:
-        from dlverify.hwspec.loader import SpecError, load_spec
-    except ImportError as exc:  # the loader ships with the spec work; say so instead of a traceback
-        print(f"dlverify: cannot load specs: the spec loader is not installed ({exc})", file=sys.stderr)
-        return None
-    try:
-        return load_spec(path)
-    except SpecError as exc:
-        errors = getattr(exc, "errors", None) or [exc]
-        for err in errors:
-            line = err.one_line() if hasattr(err, "one_line") else str(err)
-            print(f"dlverify: {line}", file=sys.stderr)
-        return None
-    except Exception as exc:  # a loader bug must still not become a traceback
-        print(f"dlverify: {path}: cannot load spec: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return None
-
-
-def _write(text: str, output: str | None) -> bool:
-    """stdout, or FILE written atomically: a temp file in FILE's directory, fsynced, renamed over FILE.
-
-    A reader (node_exporter's textfile collector, a script) sees the old file or the new one, never half of
-    one; on any error the temp file is removed and FILE is left as it was.
-    """
-    if not output:
-        sys.stdout.write(text)
-        return True
-    directory = os.path.dirname(os.path.abspath(output))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-        tmp = None
-    except OSError as exc:
-        print(f"dlverify: {output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return False
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return True
-
-
 def _gpu_meta(snap: dict[str, Any]) -> dict[str, Any]:
     """GPU index -> UUID and the driver's versions from the snapshot, for the prometheus labels."""
     nvml = snap.get("nvml")
@@ -155,7 +103,7 @@ def _gpu_meta(snap: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    spec = _load_spec(args.spec)
+    spec = load_spec_or_report(args.spec)
     if spec is None:
         return EXIT_USAGE
     start = time.perf_counter()
@@ -193,7 +141,7 @@ def run_check(args: argparse.Namespace) -> int:
         meta=meta,
         color=False if args.output else None,
     )
-    if not _write(text, args.output):
+    if not write_output(text, args.output):
         return EXIT_USAGE
     return exit_code(results)
 
@@ -201,8 +149,8 @@ def run_check(args: argparse.Namespace) -> int:
 def run_snapshot(args: argparse.Namespace) -> int:
     spec = None
     if args.spec:
-        spec = _load_spec(args.spec)
+        spec = load_spec_or_report(args.spec)
         if spec is None:
             return EXIT_USAGE
     snap = snapshots.take(spec, only=args.only, env=not args.no_env)
-    return EXIT_OK if _write(snapshots.dumps(snap), args.output) else EXIT_USAGE
+    return EXIT_OK if write_output(snapshots.dumps(snap), args.output) else EXIT_USAGE

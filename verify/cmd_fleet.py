@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dlverify.output import write_output
 from dlverify.results import EXIT_USAGE
 
 
@@ -85,13 +86,6 @@ def run_report(args: argparse.Namespace) -> int:
         text = render_junit(report)
     else:
         text = render_table(report, color=False if args.output else None)
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            print(f"dlverify: {args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_USAGE
-    else:
-        sys.stdout.write(text)
+    if not write_output(text, args.output):
+        return EXIT_USAGE
     return exit_code(report)

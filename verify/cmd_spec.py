@@ -63,12 +63,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _print_spec_errors(err: object, fmt: str = "table") -> None:
     from dlverify.hwspec import SpecError
+    from dlverify.output import report_spec_errors
 
     assert isinstance(err, SpecError)
-    for e in err.errors:
-        print(f"dlverify: {e.one_line()}", file=sys.stderr)
-    n = len(err.errors)
-    print(f"dlverify: {n} problem{'s' if n != 1 else ''} in the spec", file=sys.stderr)
+    report_spec_errors(err)
     if fmt == "json":
         doc = {
             "schema": SPEC_ERRORS_SCHEMA,
@@ -89,7 +87,7 @@ def _lint(args: argparse.Namespace) -> int:
     except SpecError as err:
         _print_spec_errors(err, args.format)
         return EXIT_USAGE
-    from dlverify.cmd_check import _write
+    from dlverify.output import write_output
 
     results = lint(spec)
     text = render(
@@ -100,7 +98,7 @@ def _lint(args: argparse.Namespace) -> int:
         meta={"spec": args.spec},
         color=False if args.output else None,
     )
-    if not _write(text, args.output):
+    if not write_output(text, args.output):
         return EXIT_USAGE
     return exit_code(results)
 
@@ -147,13 +145,10 @@ def _init(args: argparse.Namespace) -> int:
         print("dlverify: the spec generated from the snapshot does not validate:", file=sys.stderr)
         _print_spec_errors(err)
         return EXIT_USAGE
-    if out is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print(f"dlverify: {out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+    from dlverify.output import write_output
+
+    if not write_output(text, str(out) if out is not None else None):
         return EXIT_USAGE
-    print(f"wrote {out}", file=sys.stderr)
+    if out is not None:
+        print(f"wrote {out}", file=sys.stderr)
     return 0

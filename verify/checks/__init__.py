@@ -6,8 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dlverify.results import CheckResult, Status
-
-AREAS = ("host", "gpu", "software")
+from dlverify.snapshot import AREAS  # one list of areas: what the probes record is what the judges judge
 
 
 def _judges() -> dict[str, Callable[[Any, dict[str, Any]], list[CheckResult]]]:
