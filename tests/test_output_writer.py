@@ -1,6 +1,6 @@
 """Every command's `-o FILE` goes through one atomic writer (dlverify.output.write_output).
 
-The broken case: the write fails after the temp file was written (fsync refused, as on a full or read-only disk).
+The broken case: the write fails after the temp file was written (fsync refused, as on a full disk).
 The old file must be left whole, no temp file left beside it, and the command must exit 2 naming the file.
 A command that writes FILE itself (truncate, then write) loses the old file and exits as if it had written it.
 """
