@@ -23,6 +23,11 @@ def _ok(v: Any) -> bool:
     return v is not None and missing(v) is None
 
 
+def _section(v: Any) -> dict[str, Any]:
+    """A recorded mapping, or {} where the probe recorded why it is missing (or something else)."""
+    return v if isinstance(v, dict) and missing(v) is None else {}
+
+
 def _major_minor(v: str) -> str:
     return ".".join(v.split("+")[0].split(".")[:2])
 
@@ -57,19 +62,19 @@ def _ram(ram: dict[str, Any]) -> dict[str, Any]:
 
 def _hardware(snap: dict[str, Any]) -> dict[str, Any]:
     hw: dict[str, Any] = {}
-    host = snap.get("host") if _ok(snap.get("host")) else {}
-    cpu = host.get("cpu")
-    if _ok(cpu):
+    host = _section(snap.get("host"))
+    cpu = _section(host.get("cpu"))
+    if cpu:
         c = {k: cpu[k] for k in ("model", "cores", "threads", "sockets") if _ok(cpu.get(k))}
         if c.get("model"):
             c["model"] = " ".join(re.sub(r"\((R|TM)\)", "", str(c["model"])).split())
         if c:
             hw["cpu"] = c
-    nvml = snap.get("nvml")
-    if _ok(nvml) and isinstance(nvml.get("gpus"), list):
+    nvml = _section(snap.get("nvml"))
+    if isinstance(nvml.get("gpus"), list):
         groups: dict[str, dict[str, Any]] = {}
         for g in nvml["gpus"]:
-            name = g.get("name")
+            name = g.get("name") if isinstance(g, dict) else None
             if not isinstance(name, str):
                 continue
             item = groups.setdefault(name, {"model": name, "count": 0})
@@ -84,27 +89,27 @@ def _hardware(snap: dict[str, Any]) -> dict[str, Any]:
                 item["nvlink"] = False
         if groups:
             hw["gpu"] = list(groups.values())
-    ram = host.get("ram")
-    if _ok(ram) and isinstance(ram.get("total_bytes"), int):
+    ram = _section(host.get("ram"))
+    if isinstance(ram.get("total_bytes"), int):
         hw["ram"] = _ram(ram)
     disks, mounts = host.get("disks"), host.get("mounts")
     if isinstance(disks, list):
         by_disk: dict[str, list[str]] = {}
         for m in mounts if isinstance(mounts, list) else []:
-            for d in m.get("disks") or []:
+            for d in _section(m).get("disks") or []:
                 by_disk.setdefault(d, []).append(m.get("mountpoint"))
         storage = []
-        for d in disks:
+        for d in map(_section, disks):
             if d.get("class") not in _STORAGE_TYPE or not isinstance(d.get("size_bytes"), int):
                 continue
-            item: dict[str, Any] = {
+            entry: dict[str, Any] = {
                 "type": _STORAGE_TYPE[d["class"]],
                 "size_gb": math.floor(d["size_bytes"] / 1e9),
             }
             pinned = [m for m in _MOUNTS if m in by_disk.get(d["name"], [])]
             if pinned:
-                item["mount"] = pinned[0]
-            storage.append(item)
+                entry["mount"] = pinned[0]
+            storage.append(entry)
         if storage:
             hw["storage"] = storage
     nics = host.get("nics")
@@ -148,24 +153,22 @@ def _python_env(env: dict[str, Any]) -> dict[str, Any] | None:
 
 def _software(snap: dict[str, Any]) -> dict[str, Any]:
     sw: dict[str, Any] = {}
-    host = snap.get("host") if _ok(snap.get("host")) else {}
-    os_ = host.get("os")
-    if _ok(os_) and _ok(os_.get("name")) and _ok(os_.get("version_id")):
+    host = _section(snap.get("host"))
+    os_ = _section(host.get("os"))
+    if _ok(os_.get("name")) and _ok(os_.get("version_id")):
         sw["os"] = {"name": os_["name"], "version": os_["version_id"]}
-    nvml = snap.get("nvml")
-    if _ok(nvml) and isinstance(nvml.get("driver_version"), str):
+    nvml = _section(snap.get("nvml"))
+    if isinstance(nvml.get("driver_version"), str):
         sw["nvidia_driver"] = nvml["driver_version"]
-    soft = snap.get("software") if _ok(snap.get("software")) else {}
-    nvcc = (
-        (soft.get("cuda_toolkit") or {}).get("nvcc") if isinstance(soft.get("cuda_toolkit"), dict) else None
-    )
-    env = soft.get("python_env") if _ok(soft.get("python_env")) else {}
-    if _ok(nvcc) and isinstance(nvcc.get("version"), str):
+    soft = _section(snap.get("software"))
+    nvcc = _section(_section(soft.get("cuda_toolkit")).get("nvcc"))
+    env = _section(soft.get("python_env"))
+    if isinstance(nvcc.get("version"), str):
         sw["cuda"] = nvcc["version"]
     elif isinstance(env.get("torch_cuda"), str):  # no toolkit: the CUDA the env's torch was built for
         sw["cuda"] = _major_minor(env["torch_cuda"])
-    cudnn = soft.get("cudnn")
-    if _ok(cudnn) and isinstance(cudnn.get("version"), str):
+    cudnn = _section(soft.get("cudnn"))
+    if isinstance(cudnn.get("version"), str):
         sw["cudnn"] = cudnn["version"]
     pe = _python_env(env)
     if pe:
@@ -178,7 +181,7 @@ def _software(snap: dict[str, Any]) -> dict[str, Any]:
             frameworks[name] = env[name]
     if frameworks:
         sw["frameworks"] = frameworks
-    tools = soft.get("tools") if isinstance(soft.get("tools"), dict) else {}
+    tools = _section(soft.get("tools"))
     for section, names in (
         ("containers", ("docker", "nvidia_container_toolkit")),
         ("monitoring", ("prometheus", "grafana", "node_exporter", "dcgm_exporter")),
