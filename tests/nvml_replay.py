@@ -23,6 +23,9 @@ recorded cards have no NVLink; nvidia-smi 580 prints no unrepairable-memory line
 key to a copy of the recording.
 
 Use :func:`install` with pytest's monkeypatch: it swaps the module where dlverify.probes.nvml looks for it.
+
+Size: over 400 lines on purpose: the replay has to answer every NVML call the probe makes, with the real
+pynvml error classes; one file per stand-in module.
 """
 
 from __future__ import annotations
