@@ -43,7 +43,7 @@ host-tools:
 	  || echo "make: chromium is not installed (apt-get install chromium): the HTML report's browser test will be skipped"
 
 pytest: test-venv host-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 roles: test-venv
 	PATH="$(abspath $(BIN)):$$PATH" tools/harness/molecule-run.sh -j $(ROLES_JOBS)
