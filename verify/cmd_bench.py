@@ -15,7 +15,7 @@ from typing import Any
 
 from dlverify.results import EXIT_USAGE, CheckResult, exit_code
 
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "prometheus")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,8 +109,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="judge a recorded run (a `--format json` report, or its meta.bench) instead of running",
     )
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="prometheus: node_exporter textfile (per-GPU images/s, bandwidth, TFLOP/s; gpu/UUID labels)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the report here instead of stdout (atomically: temp + rename)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -238,13 +248,11 @@ def _run(args: argparse.Namespace) -> int:
         return _err(f"bad reference data: {exc}")
     results = judge_mod.judge(record, references=references, bench_spec=bench_spec, allowed_reasons=allowed)
     text = _render(results, record, args.format)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            return _err(f"cannot write {args.output}: {exc}")
-    else:
-        sys.stdout.write(text)
+    from dlverify.cmd_check import _write
+
+    # -o atomically (temp file + rename), as `check`: node_exporter never reads half a textfile
+    if not _write(text, args.output):
+        return EXIT_USAGE
     return exit_code(results)
 
 
@@ -252,6 +260,10 @@ def _render(results: list[CheckResult], record: dict[str, Any], fmt: str) -> str
     from dlverify.report import render
 
     title = "dlverify bench"
+    if fmt == "prometheus":
+        from dlverify.metrics_bench import render_bench_prometheus
+
+        return render_bench_prometheus(results, record)
     if fmt == "table":
         tables = summary_table(record) + suites_table(record)
         return tables + render(results, fmt, command="bench", title=title)
