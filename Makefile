@@ -33,7 +33,8 @@ lint: test-venv
 	PATH="$(abspath $(BIN)):$$PATH" tools/harness/lint.sh
 
 # dmidecode is the independent witness of the SMBIOS (DIMM) decoder's test, chromium draws the fleet HTML report;
-# installed where apt and root allow
+# installed where apt and root allow. promtool (Debian's prometheus package, only the binary: no daemon is
+# installed) checks and unit-tests the alert rules and the textfiles: extracted into the venv's bin.
 host-tools:
 	@command -v dmidecode >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dmidecode; } >/dev/null; } \
@@ -41,6 +42,10 @@ host-tools:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; } \
 	  || echo "make: chromium is not installed (apt-get install chromium): the HTML report's browser test will be skipped"
+	@command -v promtool >/dev/null || [ -x $(BIN)/promtool ] || { d=$$(mktemp -d); \
+	  (cd $$d && apt-get download -qq prometheus) >/dev/null 2>&1 && dpkg-deb -x $$d/prometheus_*.deb $$d/x \
+	  && mkdir -p $(BIN) && install -m 0755 $$d/x/usr/bin/promtool $(BIN)/promtool; ok=$$?; rm -rf $$d; [ $$ok = 0 ]; } \
+	  || echo "make: promtool (Debian's prometheus package) is not available: the alert rules' tests will be skipped"
 
 pytest: test-venv host-tools
 	$(BIN)/python -m pytest -q --durations=15

@@ -40,9 +40,11 @@ from dlverify.hwspec.model import (
     BenchSpec,
     ChecksSpec,
     CpuSpec,
+    FleetSpec,
     GpuSpec,
     HardwareSpec,
     JupyterSpec,
+    MonitoringSpec,
     NetworkSpec,
     OsSpec,
     PythonEnvSpec,
@@ -193,6 +195,8 @@ def _build_spec(d: dict[str, Any]) -> Spec:
         software=software,
         checks=d.get("checks", ChecksSpec()),
         bench=d.get("bench", BenchSpec()),
+        monitoring=d.get("monitoring", MonitoringSpec()),
+        fleet=d.get("fleet", FleetSpec()),
     )
 
 
@@ -436,8 +440,55 @@ BENCH = Fields(
     description="performance floors for `dlverify bench`",
 )
 
+
+MONITORING = Fields(
+    {
+        "check_interval_min": Int(
+            minimum=1, maximum=1440, description="dlverify-check.timer: the fast check every N minutes (5)"
+        ),
+        "check_missed_runs": Int(
+            minimum=1, maximum=100, description="DlverifyCheckNotRun: no run for this many intervals (3)"
+        ),
+        "check_failing_for_min": Int(
+            minimum=0,
+            maximum=1440,
+            description="DlverifyCheckFailing: failing this many minutes (0: at once)",
+        ),
+        "gpu_temp_alert_c": Int(minimum=1, maximum=150, description="GpuTemperatureHigh: above this (85)"),
+        "gpu_temp_for_min": Int(minimum=0, maximum=1440, description="GpuTemperatureHigh: for this long (5)"),
+        "xid_window_min": Int(minimum=1, maximum=1440, description="GpuXidError: a new XID within (15)"),
+        "ecc_dbe_max": Int(
+            minimum=0, maximum=1000000, description="GpuEccUncorrectable: volatile DBE count above this (0)"
+        ),
+        "exporter_down_for_min": Int(
+            minimum=0, maximum=1440, description="ExporterDown: a target down this long (5)"
+        ),
+    },
+    build=lambda d: MonitoringSpec(**d),
+    description="the monitoring role's check interval and alert thresholds (versions: software.monitoring)",
+)
+
+FLEET = Fields(
+    {
+        "mad_threshold": Num(
+            exclusive_minimum=0, maximum=1000, description="robust z (scaled MADs) below the median (3.5)"
+        ),
+        "min_gap": Num(exclusive_minimum=0, maximum=0.99, description="and this share below it (0.05)"),
+        "min_peers": Int(minimum=2, maximum=100000, description="fewer values are not judged (3)"),
+    },
+    build=lambda d: FleetSpec(**d),
+    description="outlier rules of `dlverify fleet report`",
+)
+
 SPEC = Fields(
-    {"hardware": HARDWARE, "software": SOFTWARE, "checks": CHECKS, "bench": BENCH},
+    {
+        "hardware": HARDWARE,
+        "software": SOFTWARE,
+        "checks": CHECKS,
+        "bench": BENCH,
+        "monitoring": MONITORING,
+        "fleet": FLEET,
+    },
     build=_build_spec,
-    expect="a mapping of sections (hardware:, software:, checks:, bench:)",
+    expect="a mapping of sections (hardware:, software:, checks:, bench:, monitoring:, fleet:)",
 )

@@ -241,6 +241,8 @@ class Num(Kind):
 
     @property
     def expect(self) -> str:  # type: ignore[override]
+        if self.exclusive_minimum is not None and self.maximum is not None:
+            return f"a number greater than {self.exclusive_minimum:g}, at most {self.maximum:g}"
         if self.exclusive_minimum is not None:
             return f"a number greater than {self.exclusive_minimum:g}"
         if self.minimum is not None and self.maximum is not None:

@@ -5,9 +5,9 @@ pins cannot work together as written; a warn means "probably fine but look" or "
 
 One pass per concern, each in the module of what it judges: ``lint_cuda`` (driver, CUDA toolkit, cuDNN),
 ``lint_pytorch``, ``lint_frameworks`` (TensorFlow, framework names), ``lint_containers`` (Docker, the
-Container Toolkit, JupyterLab's exposure), ``lint_platform`` (GPU models, OS,
-policy spellings); ``lint_base`` holds the recorder. A new rule goes into its concern's module and, as a
-new pass, into :data:`PASSES` (the report follows its order).
+Container Toolkit, JupyterLab's exposure), ``lint_monitoring`` (alert thresholds), ``lint_platform`` (GPU
+models, OS, policy spellings); ``lint_base`` holds the recorder. A new rule goes into its concern's module
+and, as a new pass, into :data:`PASSES` (the report follows its order).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dlverify.hwspec.lint_base import GROUP, LintOut
 from dlverify.hwspec.lint_containers import lint_docker, lint_jupyter, lint_toolkit
 from dlverify.hwspec.lint_cuda import lint_cudnn, lint_driver_and_cuda
 from dlverify.hwspec.lint_frameworks import lint_names, lint_tensorflow
+from dlverify.hwspec.lint_monitoring import lint_monitoring
 from dlverify.hwspec.lint_platform import lint_gpus, lint_os, lint_policies
 from dlverify.hwspec.lint_pytorch import lint_pytorch
 from dlverify.hwspec.model import Spec
@@ -34,6 +35,7 @@ PASSES: tuple[Callable[[LintOut], None], ...] = (
     lint_toolkit,
     lint_docker,
     lint_jupyter,
+    lint_monitoring,
     lint_policies,
 )
 

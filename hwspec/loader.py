@@ -64,8 +64,8 @@ def load_spec_text(text: str, path: str = "<memory>") -> Spec:
             root.start_mark.line + 1,
             root.start_mark.column + 1,
             "",
-            f"the top level must be a mapping of sections (hardware:, software:, checks:, "
-            f"bench:), got {_describe(root)}",
+            f"the top level must be a mapping of sections (hardware:, software:, checks:, bench:, "
+            f"monitoring:, fleet:), got {_describe(root)}",
         )
     ctx = Context(path)
     try:

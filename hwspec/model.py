@@ -193,11 +193,39 @@ class BenchSpec:
 
 
 @dataclass(frozen=True)
+class MonitoringSpec:
+    """The monitoring role's check timer and alert thresholds (top-level ``monitoring:``; the versions to
+    install are ``software.monitoring``). Defaults are the role's (``roles/monitoring/defaults/main.yml``)."""
+
+    check_interval_min: int = 5  # dlverify-check.timer: the fast check every N minutes
+    check_missed_runs: int = 3  # DlverifyCheckNotRun: no run for this many intervals (or never)
+    check_failing_for_min: int = 0  # DlverifyCheckFailing: a check failing this long (0: at once)
+    gpu_temp_alert_c: int = 85  # GpuTemperatureHigh: DCGM's GPU temperature above this...
+    gpu_temp_for_min: int = 5  # ...for this long
+    xid_window_min: int = 15  # GpuXidError: a new XID within this window
+    ecc_dbe_max: int = 0  # GpuEccUncorrectable: volatile double-bit (uncorrectable) ECC errors above this
+    exporter_down_for_min: int = 5  # ExporterDown: a scrape target down this long
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """Outlier rules of `dlverify fleet report` (top-level ``fleet:``): a GPU (or a host, by its mean per
+    GPU) is slow when it is more than ``mad_threshold`` scaled MADs *and* more than ``min_gap`` below the
+    median of its peers; fewer than ``min_peers`` values are never judged (a median of two says nothing)."""
+
+    mad_threshold: float = 3.5
+    min_gap: float = 0.05
+    min_peers: int = 3
+
+
+@dataclass(frozen=True)
 class Spec:
     hardware: HardwareSpec
     software: SoftwareSpec
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     bench: BenchSpec = field(default_factory=BenchSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    fleet: FleetSpec = field(default_factory=FleetSpec)
     path: str = "<memory>"
     # dotted key path ("software.frameworks.pytorch", "hardware.gpu[0]") -> where it was written
     locations: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)

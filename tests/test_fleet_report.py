@@ -131,6 +131,47 @@ def test_the_threshold_is_configurable(types, tmp_path: Path, capsys) -> None:
     assert not [x for x in doc["findings"] if x["section"] == "outlier"] and rc == 0
 
 
+def test_the_spec_sets_the_outlier_rules_and_options_override_it(types, tmp_path: Path, capsys) -> None:
+    """fleet: in hwspec.yaml (issue 15): the same 6%-slow GPU, judged by the spec's min_gap, then by an
+    option given on top of the spec; the report says where its rules came from."""
+    hosts = [fs.Host(f"h200-{i:03d}", types["h200"]) for i in range(20)]
+    hosts[3].bench = fs.slow_gpu(fs.jitter(types["h200"].bench, "h200-003"), gpu=0, factor=0.94)
+    d = fs.write_fleet(tmp_path / "f", hosts)
+    spec = tmp_path / "hwspec.yaml"
+    spec.write_text("hardware:\n  gpu: NVIDIA H200\nfleet:\n  min_gap: 0.1\n  mad_threshold: 4\n")
+    rc, doc, _ = report(capsys, str(d), "--format", "json", "--spec", str(spec))
+    assert rc == 0 and not [x for x in doc["findings"] if x["section"] == "outlier"]
+    assert doc["thresholds"] == {"mad": 4.0, "min_gap": 0.1, "min_peers": 3, "source": f"{spec}:3"}
+    rc, doc, _ = report(capsys, str(d), "--format", "json", "--spec", str(spec), "--min-gap", "0.05")
+    assert rc == 1 and ("h200-003", "outlier", "fleet.outlier.train") in named(doc)
+    assert doc["thresholds"]["mad"] == 4.0 and doc["thresholds"]["source"] == f"--min-gap; otherwise {spec}:3"
+    _rc, out, _ = report(capsys, str(d), "--spec", str(spec))
+    assert "outlier rules: 4 scaled MADs and 10% below the median, at least 3 peers" in out
+
+
+def test_min_peers_from_the_spec_leaves_a_small_population_unjudged(types, tmp_path: Path, capsys) -> None:
+    hosts = [fs.Host(f"h200-{i:03d}", types["h200"]) for i in range(4)]
+    hosts[1].bench = fs.slow_gpu(fs.jitter(types["h200"].bench, "h200-001"), gpu=0, factor=0.78)
+    d = fs.write_fleet(tmp_path / "f", hosts)
+    _rc, doc, _ = report(capsys, str(d), "--format", "json")
+    assert ("h200-001", "outlier", "fleet.outlier.train") in named(doc)  # 4 GPUs >= the default 3 peers
+    spec = tmp_path / "hwspec.yaml"
+    spec.write_text("fleet:\n  min_peers: 5\n")
+    _rc, doc, _ = report(capsys, str(d), "--format", "json", "--spec", str(spec))
+    assert not [x for x in doc["findings"] if x["section"] == "outlier"]
+    assert {p["cutoff"] for p in doc["throughput"]} == {None}  # measured and shown, not judged
+
+
+def test_a_bad_fleet_section_is_exit_2_naming_file_line_and_key(
+    fleet_dir: Path, tmp_path: Path, capsys
+) -> None:
+    spec = tmp_path / "hwspec.yaml"
+    spec.write_text("fleet:\n  min_gap: 5%\n")
+    rc, out, err = report(capsys, str(fleet_dir), "--spec", str(spec))
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert f"{spec}:2:12: fleet.min_gap: expected a number" in err, err
+
+
 def test_table_and_junit_name_the_same_hosts(fleet_dir: Path, capsys) -> None:
     rc, out, _ = report(capsys, str(fleet_dir), "--format", "table")
     assert rc == 1

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -177,12 +178,15 @@ def test_a_failed_write_removes_its_temp_file(monkeypatch, tmp_path: Path, capsy
     assert [p.name for p in d.iterdir()] == ["dlverify.prom"]
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Molecule runs it)")
+PROMTOOL = shutil.which("promtool") or shutil.which("promtool", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (make host-tools; Molecule runs it)")
 def test_promtool_accepts_the_textfile(tmp_path: Path) -> None:
     results = [
         CheckResult("gpu.ecc", "gpu0", "ECC", Status.FAIL, detail="x"),
         CheckResult("host.os", "host", "OS", Status.PASS),
     ]
     text = render_prometheus(results, command="check", meta={"gpus": {"0": "GPU-1"}, "elapsed_seconds": 0.5})
-    proc = subprocess.run(["promtool", "check", "metrics"], input=text, text=True, capture_output=True)
+    proc = subprocess.run([str(PROMTOOL), "check", "metrics"], input=text, text=True, capture_output=True)
     assert proc.returncode == 0, proc.stderr

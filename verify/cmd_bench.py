@@ -16,7 +16,7 @@ from typing import Any
 from dlverify.output import load_spec_or_report, write_output
 from dlverify.results import EXIT_USAGE, CheckResult, exit_code
 
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "prometheus")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -110,8 +110,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="judge a recorded run (a `--format json` report, or its meta.bench) instead of running",
     )
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="prometheus: node_exporter textfile (per-GPU images/s, bandwidth, TFLOP/s; gpu/UUID labels)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the report here instead of stdout (atomically: temp + rename)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -239,6 +249,10 @@ def _render(results: list[CheckResult], record: dict[str, Any], fmt: str) -> str
     from dlverify.report import render
 
     title = "dlverify bench"
+    if fmt == "prometheus":
+        from dlverify.metrics_bench import render_bench_prometheus
+
+        return render_bench_prometheus(results, record)
     if fmt == "table":
         tables = summary_table(record) + suites_table(record)
         return tables + render(results, fmt, command="bench", title=title)

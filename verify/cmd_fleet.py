@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
-from dlverify.output import write_output
+from dlverify.output import load_spec_or_report, write_output
 from dlverify.results import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from dlverify.fleet.analyze import Thresholds
 
 
 def _positive(text: str) -> float:
@@ -47,33 +52,80 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     r.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     r.add_argument(
+        "--spec",
+        metavar="SPEC",
+        help="hwspec.yaml whose fleet: section (and checks.allowed_clock_event_reasons) set the outlier "
+        "rules; the options below override it",
+    )
+    r.add_argument(
         "--mad-threshold",
         type=_positive,
-        default=3.5,
         metavar="Z",
-        help="robust z-score (median, MAD) beyond which a GPU is slow (default 3.5)",
+        help="robust z-score (median, MAD) beyond which a GPU is slow (fleet.mad_threshold, default 3.5)",
     )
     r.add_argument(
         "--min-gap",
         type=_share,
-        default=0.05,
         metavar="SHARE",
-        help="and at least this share below its model's median (default 0.05)",
+        help="and at least this share below its model's median (fleet.min_gap, default 0.05)",
+    )
+    r.add_argument(
+        "--min-peers",
+        type=_peers,
+        metavar="N",
+        help="judge only populations of at least N GPUs (or hosts) (fleet.min_peers, default 3)",
     )
     r.set_defaults(func=run_report)
 
 
+def _peers(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 2 <= v <= 100000:
+        raise argparse.ArgumentTypeError(f"must be from 2 to 100000, got {text}")
+    return v
+
+
+def thresholds(args: argparse.Namespace) -> Thresholds | None:
+    """The spec's rules (or the defaults), each overridden by its option; None: the spec is unusable (the
+    errors, each ``file:line:column: key: message``, are on stderr)."""
+    from dlverify.fleet.analyze import Thresholds
+
+    th = Thresholds()
+    if args.spec:
+        spec = load_spec_or_report(args.spec)
+        if spec is None:
+            return None
+        th = Thresholds.from_spec(spec)
+    options = (
+        ("mad", "--mad-threshold", args.mad_threshold),
+        ("min_gap", "--min-gap", args.min_gap),
+        ("min_peers", "--min-peers", args.min_peers),
+    )
+    given = [(name, flag, value) for name, flag, value in options if value is not None]
+    if given:
+        flags = ", ".join(flag for _, flag, _ in given)
+        values = {name: value for name, _, value in given}
+        th = dataclasses.replace(th, **values, source=f"{flags}; otherwise {th.source}")
+    return th
+
+
 def run_report(args: argparse.Namespace) -> int:
-    from dlverify.fleet.analyze import Thresholds, analyze, exit_code
+    from dlverify.fleet.analyze import analyze, exit_code
     from dlverify.fleet.reader import FleetDirError, read_fleet
     from dlverify.fleet.render import render_json, render_junit, render_table
 
+    th = thresholds(args)
+    if th is None:
+        return EXIT_USAGE
     try:
         fleet = read_fleet(args.dir)
     except FleetDirError as exc:
         print(f"dlverify: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    report = analyze(fleet, Thresholds(mad=args.mad_threshold, min_gap=args.min_gap))
+    report = analyze(fleet, th)
     for problem in report.problems:
         print(f"dlverify: {problem}", file=sys.stderr)
     if args.format == "html":

@@ -36,12 +36,38 @@ def _labels(pairs: Mapping[str, object]) -> str:
 Sample = tuple[Mapping[str, Any], float]
 
 
-def _family(lines: list[str], name: str, help_text: str, samples: Sequence[Sample]) -> None:
+def family(lines: list[str], name: str, help_text: str, samples: Sequence[Sample]) -> None:
+    """One gauge family in the text exposition format (``None``/empty label values are left out)."""
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} gauge")
     for labels, value in samples:
         text = repr(float(value)) if isinstance(value, float) and not value.is_integer() else str(int(value))
         lines.append(f"{name}{_labels(labels)} {text}")
+
+
+def status_samples(
+    results: Sequence[CheckResult], uuids: Mapping[str, Any], uuid_label: str = "uuid"
+) -> list[Sample]:
+    """One sample per (check, group), the worst status of a repeated id; ``gpu`` and the UUID label (named
+    ``uuid_label``) on a GPU group's checks (``gpu0`` -> ``gpu="0"``)."""
+    status: dict[tuple[str, str], Status] = {}
+    order = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL]
+    for r in results:
+        key = (r.id, r.group)
+        if key not in status or order.index(r.status) > order.index(status[key]):
+            status[key] = r.status
+    samples: list[Sample] = []
+    for (cid, group), st in status.items():
+        gpu = gpu_index(group)
+        labels = {"check": cid, "group": group, "gpu": gpu, uuid_label: uuids.get(gpu) if gpu else None}
+        samples.append((labels, STATUS_VALUE[st]))
+    return samples
+
+
+def gpu_index(group: str) -> str | None:
+    """``"gpu3"`` -> ``"3"`` (the NVML index, dcgm-exporter's ``gpu`` label); other groups: None."""
+    m = _GPU_GROUP.match(group)
+    return m.group(1) if m else None
 
 
 def render_prometheus(
@@ -54,58 +80,41 @@ def render_prometheus(
     """The metrics for one run. ``meta["gpus"]`` ({"0": "GPU-uuid", ...}) supplies the ``uuid`` labels;
     ``meta["driver_version"]``/``["cuda_driver_version"]`` the info series; ``now`` the run's timestamp."""
     meta = meta or {}
-    uuids: Mapping[str, Any] = meta.get("gpus") or {}
-    # one series per (check, group): a repeated id in one group keeps its worst status
-    status: dict[tuple[str, str], Status] = {}
-    order = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL]
-    for r in results:
-        key = (r.id, r.group)
-        if key not in status or order.index(r.status) > order.index(status[key]):
-            status[key] = r.status
-    samples = []
-    for (cid, group), st in status.items():
-        m = _GPU_GROUP.match(group)
-        gpu = m.group(1) if m else None
-        samples.append(
-            (
-                {"check": cid, "group": group, "gpu": gpu, "uuid": uuids.get(gpu) if gpu else None},
-                STATUS_VALUE[st],
-            )
-        )
+    samples = status_samples(results, meta.get("gpus") or {})
     lines: list[str] = []
-    _family(
+    family(
         lines,
         "dlverify_check_status",
         "dlverify check result per check and GPU: 0 pass, 1 warn, 2 fail, 3 skip.",
         samples,
     )
     counts = summarize(results)
-    _family(
+    family(
         lines,
         "dlverify_check_results",
         "Number of checks per status in the last dlverify run.",
         [({"status": s.value}, counts[s.value]) for s in Status],
     )
-    _family(
+    family(
         lines,
         "dlverify_check_exit_code",
         "Exit code of the last dlverify run: 0 no check failed, 1 a check failed.",
         [({}, exit_code(results))],
     )
-    _family(
+    family(
         lines,
         "dlverify_check_last_run_timestamp_seconds",
         "Unix time the last dlverify run finished.",
         [({}, round(time.time() if now is None else now, 3))],
     )
     if meta.get("elapsed_seconds") is not None:
-        _family(
+        family(
             lines,
             "dlverify_check_duration_seconds",
             "Seconds the last dlverify run took (probes and checks).",
             [({}, float(meta["elapsed_seconds"]))],
         )
-    _family(
+    family(
         lines,
         "dlverify_info",
         "dlverify's version, the NVIDIA driver and the CUDA version the driver supports; always 1.",

@@ -11,6 +11,7 @@ from typing import Any
 
 from dlverify.fleet.facts import VERSION_FIELDS, GpuRun, HostFacts, load_hosts
 from dlverify.fleet.reader import FleetInput
+from dlverify.hwspec.model import ChecksSpec, FleetSpec, Spec
 from dlverify.results import CheckResult, Status
 
 SECTIONS = {
@@ -23,18 +24,30 @@ SECTIONS = {
     "input": "input problems",
 }
 APP_XIDS = frozenset({13, 31, 43, 45})  # raised by applications, not the GPU: warn (as gpu.xid does)
-ALLOWED_REASONS = ("gpu_idle", "applications_clocks_setting", "sw_power_cap")
+ALLOWED_REASONS = ChecksSpec().allowed_clock_event_reasons
 MAD_SCALE = 1.4826  # MAD of a normal distribution -> its standard deviation
-MIN_PEERS = 3
+_DEFAULT = FleetSpec()
+MIN_PEERS = _DEFAULT.min_peers
 _MODE = {"train": "training", "infer": "inference"}
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    mad: float = 3.5  # robust z (median / scaled MAD) below which a GPU or host is an outlier
-    min_gap: float = (
-        0.05  # ... and at least this far (share) below the median: MAD of near-equal cards is tiny
-    )
+    """The outlier rules; defaults are the spec's (``fleet:`` in hwspec.yaml, :class:`FleetSpec`)."""
+
+    mad: float = _DEFAULT.mad_threshold  # robust z (median / scaled MAD) below which a GPU or host is slow
+    # ... and at least this far (share) below the median: the MAD of near-equal cards is tiny
+    min_gap: float = _DEFAULT.min_gap
+    min_peers: int = _DEFAULT.min_peers  # fewer values (GPUs, or hosts by their mean) are not judged
+    # clocks-event reasons that explain nothing (checks.allowed_clock_event_reasons)
+    allowed_reasons: tuple[str, ...] = ALLOWED_REASONS
+    source: str = "defaults"  # where they came from: "defaults", the spec's file:line, "--mad-threshold"...
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> Thresholds:
+        f = spec.fleet
+        where = spec.where("fleet") if "fleet" in spec.locations else f"{spec.path} (defaults)"
+        return cls(f.mad_threshold, f.min_gap, f.min_peers, spec.checks.allowed_clock_event_reasons, where)
 
 
 @dataclass
@@ -112,7 +125,7 @@ def _drift(groups: dict[str, list[HostFacts]]) -> list[Finding]:
 def _cutoff(values: list[float], th: Thresholds) -> tuple[float, float, float | None]:
     med = statistics.median(values)
     mad = statistics.median(abs(v - med) for v in values)
-    if len(values) < MIN_PEERS:
+    if len(values) < th.min_peers:
         return med, mad, None
     return med, mad, min(med - th.mad * MAD_SCALE * mad, med * (1 - th.min_gap))
 
@@ -146,7 +159,7 @@ def _outliers(facts: list[HostFacts], th: Thresholds) -> tuple[list[Population],
         slow_ids = {id(r) for r in p.slow}
         peers = [r.worker for r in runs if id(r) not in slow_ids][:64]
         for r in p.slow:
-            cause = likely_cause(r.worker, mode, peers, ALLOWED_REASONS)
+            cause = likely_cause(r.worker, mode, peers, th.allowed_reasons)
             findings.append(
                 _fail(
                     "outlier",

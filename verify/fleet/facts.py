@@ -98,6 +98,17 @@ def _gpus(snap: dict[str, Any]) -> tuple[str | None, int | None, dict[str, tuple
     return model, (len(gpus) if isinstance(_get(snap, "nvml", "gpus"), list) else None), ecc
 
 
+def _mode_telemetry(tele: Any, mode: str) -> Any:
+    """Only the part of a worker's telemetry that explains this mode (what ``likely_cause`` reads: the
+    mode's window, else the whole run): every run travels back from a worker process, pickled."""
+    if not isinstance(tele, dict):
+        return tele
+    part = tele.get(mode)
+    if isinstance(part, dict) and part.get("samples"):
+        return {mode: part}
+    return {"run": tele["run"]} if "run" in tele else tele
+
+
 def _runs(host: str, bench: dict[str, Any]) -> list[GpuRun]:
     runs = []
     for w in _get(bench, "meta", "bench", "workers") or []:
@@ -113,7 +124,7 @@ def _runs(host: str, bench: dict[str, Any]) -> list[GpuRun]:
                 int(_num(r.get("image_size")) or 0),
             )
             label = str(w.get("label") or f"gpu{w.get('index')}")
-            slim = {"label": label, "telemetry": w.get("telemetry")}
+            slim = {"label": label, "telemetry": _mode_telemetry(w.get("telemetry"), mode)}
             runs.append(GpuRun(host, label, model, mode, img_s, cfg, slim))
     return runs
 

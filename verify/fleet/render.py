@@ -35,7 +35,12 @@ def to_doc(report: FleetReport) -> dict[str, Any]:
         "tool": f"dlverify {__version__}",
         "command": f"fleet report {report.root}",
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "thresholds": {"mad": report.thresholds.mad, "min_gap": report.thresholds.min_gap},
+        "thresholds": {
+            "mad": report.thresholds.mad,
+            "min_gap": report.thresholds.min_gap,
+            "min_peers": report.thresholds.min_peers,
+            "source": report.thresholds.source,
+        },
         "summary": summary(report),
         "exit_code": exit_code(report),
         "groups": [{"key": k, "hosts": v} for k, v in report.groups.items()],
@@ -157,5 +162,10 @@ def render_table(report: FleetReport, *, width: int | None = None, color: bool |
     console.print(
         f"{verdict}: {s['hosts']} hosts: {s['ok']} ok, {s['failing']} failing, "
         f"{s['unreachable']} unreachable, {s['no_result']} without a result"
+    )
+    th = report.thresholds
+    console.print(
+        f"outlier rules: {th.mad:g} scaled MADs and {th.min_gap:.0%} below the median, "
+        f"at least {th.min_peers} peers ({escape(th.source)})"
     )
     return buf.getvalue()
