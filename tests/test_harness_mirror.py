@@ -70,6 +70,7 @@ SECOND_VERSIONS = {
         if version.startswith("535.54.03")
     ),
     ("cuda-toolkit-12-1", "12.1.0-1"),
+    ("cuda-toolkit-12-2", "12.2.2-1"),
     *(
         (name, version)
         for name in ("libcudnn8", "libcudnn8-dev")
@@ -398,6 +399,21 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     assert "Cuda compilation tools, release 12.1, V12.1.105" in version.stdout
     assert subprocess.run([str(cuda / "bin/nvcc"), "x.cu"], capture_output=True, check=False).returncode == 1
     assert json.loads((cuda / "version.json").read_text())["cuda"]["version"] == "12.1.1"
+
+    # the other minor's stand-in lives under /usr/local/cuda-12.2, with its own linker entry and alternatives
+    root = tmp_path / "toolkit-12-2"
+    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("cuda-toolkit-12-2_*.deb"))), str(root)], check=True)
+    assert (root / "etc/ld.so.conf.d/988_cuda-12-2.conf").read_text() == "/usr/local/cuda-12.2/lib64\n"
+    assert json.loads((root / "usr/local/cuda-12.2/version.json").read_text())["cuda"]["version"] == "12.2.2"
+    assert not (root / "usr/local/cuda-12.1").exists()
+    control = subprocess.run(
+        ["dpkg-deb", "-e", str(next(repo.glob("cuda-toolkit-12-2_*.deb"))), str(tmp_path / "ctl-12-2")],
+        check=True,
+    )
+    assert control.returncode == 0
+    postinst = (tmp_path / "ctl-12-2" / "postinst").read_text()
+    assert "update-alternatives --install /usr/local/cuda cuda /usr/local/cuda-12.2 122\n" in postinst
+    assert "12.1" not in postinst
 
     # the persistence daemon's unit is a copy of the real one, installed where Ubuntu's package puts it
     root = tmp_path / "compute-utils"

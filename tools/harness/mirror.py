@@ -604,6 +604,48 @@ def cudnn_version_header(release: str) -> bytes:
     ).encode()
 
 
+CUDA_TOOLKIT_OTHER_MINOR = ("12.2", "12.2.2-1")
+
+
+def other_minor_toolkit(toolkit: DebSpec) -> DebSpec:
+    """cuda-toolkit-12-2 12.2.2-1: the 12.1 stand-in moved to /usr/local/cuda-12.2 (its ld.so.conf.d entry and
+    alternatives too), for the test that a CUDA minor change leaves no old toolkit behind. Same NVIDIA files
+    (ptxas says 12.1); version.json says 12.2.2."""
+    from dataclasses import replace
+
+    minor, version = CUDA_TOOLKIT_OTHER_MINOR
+    dashed, prio = minor.replace(".", "-"), minor.replace(".", "")
+
+    def move(text: str) -> str:
+        return (
+            text.replace("cuda-12.1", f"cuda-{minor}")
+            .replace("cuda-12-1", f"cuda-{dashed}")
+            .replace(" 121", f" {prio}")
+        )
+
+    files: dict[str, bytes | Path] = {}
+    for path, content in toolkit.files.items():
+        if path.endswith("/version.json") and isinstance(content, bytes):
+            doc = json.loads(content)
+            doc["cuda"]["version"] = version.split("-")[0]
+            content = json.dumps(doc, indent=3).encode() + b"\n"
+        elif path.endswith(".conf") and isinstance(content, bytes):
+            content = move(content.decode()).encode()
+        files[move(path)] = content
+    return replace(
+        toolkit,
+        name=f"cuda-toolkit-{dashed}",
+        version=version,
+        summary=f"CUDA Toolkit {minor} meta-package",
+        details=toolkit.details
+        + f"\nA second minor for the harness: the 12.1 stand-in's files under cuda-{minor}.",
+        files=files,
+        modes={move(k): v for k, v in toolkit.modes.items()},
+        symlinks={move(k): v for k, v in toolkit.symlinks.items()},
+        maintainer_scripts={k: move(v) for k, v in toolkit.maintainer_scripts.items()},
+    )
+
+
 def second_version_specs(specs: list[DebSpec]) -> list[DebSpec]:
     """Copies of `specs` (package_specs) at the other versions: driver 535.104.05 (each package, with its
     exact dependencies), cuda-toolkit-12-1 12.1.0-1, and libcudnn8/-dev for every (release, CUDA major) of
@@ -629,6 +671,7 @@ def second_version_specs(specs: list[DebSpec]) -> list[DebSpec]:
             doc["cuda"]["version"] = CUDA_TOOLKIT_OLDER.split("-")[0]
             files[version_json] = json.dumps(doc, indent=3).encode() + b"\n"
             out.append(replace(spec, version=CUDA_TOOLKIT_OLDER, files=files))
+            out.append(other_minor_toolkit(spec))
     base = {s.name: s for s in specs if s.name in ("libcudnn8", "libcudnn8-dev")}
     suffixes = cudnn_suffixes()
     libdir = "/usr/lib/x86_64-linux-gnu"
