@@ -116,6 +116,30 @@ def cudnn_entry(version: str) -> dict[str, Any] | None:
     return None
 
 
+def cudnn_apt_build(cudnn: str, cuda: str) -> str | None:
+    """The CUDA MAJOR.MINOR of NVIDIA's libcudnn8 build of ``cudnn`` for ``cuda``'s major (its ``+cudaM.N``).
+
+    ``("8.9.7", "12.1")`` -> "12.2": NVIDIA publishes 8.9.4-8.9.7 for CUDA 12 only as ``+cuda12.2``, so the
+    spec's own CUDA minor is the wrong suffix. None when the data has no such build (unknown release, or
+    no build for that major); ``apt_builds`` in ``data/cudnn.yaml`` is the one list, read by the role's gate
+    and by the test mirror.
+    """
+    k = vkey(cudnn)
+    if len(k) < 3:
+        return None
+    row = (table("cudnn").get("apt_builds") or {}).get(".".join(str(p) for p in k[:3]))
+    if not row:
+        return None
+    build = row.get(str(vkey(cuda)[0])) if vkey(cuda) else None
+    return str(build) if build else None
+
+
+def cudnn_apt_known(cudnn: str) -> bool:
+    """Does the data list NVIDIA's apt builds of this cuDNN release (X.Y.Z)?"""
+    k = vkey(cudnn)
+    return len(k) >= 3 and ".".join(str(p) for p in k[:3]) in (table("cudnn").get("apt_builds") or {})
+
+
 @dataclass(frozen=True)
 class TorchRelease:
     series: str  # "2.1"

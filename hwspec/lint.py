@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from dlverify.hwspec.lint_base import GROUP, LintOut
 from dlverify.hwspec.lint_containers import lint_docker, lint_jupyter, lint_toolkit
-from dlverify.hwspec.lint_cuda import lint_cudnn, lint_driver_and_cuda
+from dlverify.hwspec.lint_cuda import lint_cudnn, lint_cudnn_package, lint_driver_and_cuda
 from dlverify.hwspec.lint_frameworks import lint_names, lint_tensorflow
 from dlverify.hwspec.lint_monitoring import lint_monitoring
 from dlverify.hwspec.lint_platform import lint_gpus, lint_os, lint_policies
@@ -28,6 +28,7 @@ PASSES: tuple[Callable[[LintOut], None], ...] = (
     lint_os,
     lint_driver_and_cuda,
     lint_cudnn,
+    lint_cudnn_package,
     lint_gpus,
     lint_pytorch,
     lint_tensorflow,

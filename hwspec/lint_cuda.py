@@ -135,3 +135,39 @@ def lint_cudnn(out: LintOut) -> None:
         )
     else:
         out.at(id_, name, key).ok(sw.cudnn, expected, f"cuDNN {sw.cudnn} is built for {expected}")
+
+
+def lint_cudnn_package(out: LintOut) -> None:
+    """Which libcudnn8 build NVIDIA's repository has for the spec: the ``+cudaM.N`` suffix the role installs.
+
+    Only cuDNN 8 is packaged with a build suffix (cuDNN 9 is ``libcudnn9-cuda-12``); the passing result's
+    ``expected`` is the suffix (``+cuda12.2``), which the spec gate hands to the cudnn role, so the role and
+    lint read the same data.
+    """
+    sw = out.spec.software
+    if (
+        sw.cudnn is None
+        or sw.cuda is None
+        or compat.vkey(sw.cudnn)[:1] != (8,)
+        or len(compat.vkey(sw.cudnn)) < 3
+    ):
+        return  # cuDNN 9 has no build suffix; "8.9" names no release (the role wants X.Y.Z)
+    key, name, id_ = "software.cudnn", "cuDNN package build", "spec.cudnn.package"
+    if not compat.cudnn_apt_known(sw.cudnn):
+        out.unknown(id_, name, key, f"NVIDIA's libcudnn8 builds of cuDNN {sw.cudnn}", "cudnn", sw.cudnn)
+        return
+    build = compat.cudnn_apt_build(sw.cudnn, sw.cuda)
+    major = compat.vkey(sw.cuda)[0]
+    if build is None:
+        out.at(id_, name, key).fail(
+            sw.cudnn,
+            f"a libcudnn8 build for CUDA {major}",
+            f"NVIDIA's CUDA repository has no libcudnn8 {sw.cudnn} built for CUDA {major}.x",
+        )
+        return
+    note = "" if build == compat.major_minor(sw.cuda) else f" (not +cuda{compat.major_minor(sw.cuda)})"
+    out.at(id_, name, key).ok(
+        sw.cudnn,
+        f"+cuda{build}",
+        f"NVIDIA publishes libcudnn8 {sw.cudnn} for CUDA {major}.x as +cuda{build}{note}",
+    )

@@ -60,6 +60,23 @@ EXPECTED_PACKAGES = {
     "datacenter-gpu-manager-4-core": "1:4.4.1-1",
     "datacenter-gpu-manager-exporter": "4.5.0-1",
 }
+# Second versions (issue 11), so that a role can move a host up and down: the newer 535 a branch-only pin
+# takes, CUDA 12.1's first release, and cuDNN with the suffixes NVIDIA really publishes
+# (hwspec/data/cudnn.yaml apt_builds: 8.9.7 exists for CUDA 12 only as +cuda12.2, never +cuda12.1).
+SECOND_VERSIONS = {
+    *(
+        (name, version.replace("535.54.03", "535.104.05"))
+        for name, version in EXPECTED_PACKAGES.items()
+        if version.startswith("535.54.03")
+    ),
+    ("cuda-toolkit-12-1", "12.1.0-1"),
+    ("cuda-toolkit-12-2", "12.2.2-1"),
+    *(
+        (name, version)
+        for name in ("libcudnn8", "libcudnn8-dev")
+        for version in ("8.9.2.26-1+cuda11.8", "8.9.7.29-1+cuda11.8", "8.9.7.29-1+cuda12.2")
+    ),
+}
 
 FAKE_PTXAS = b"""#!/bin/sh
 echo "ptxas: NVIDIA (R) Ptx optimizing assembler"
@@ -284,15 +301,28 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
         assert f" {hashlib.sha256(packages_bytes).hexdigest()} " in release
         assert gzip.decompress((repo / "Packages.gz").read_bytes()) == packages_bytes
 
-        stanzas = {s["Package"]: s for s in parse_packages(packages_bytes.decode())}
-        assert {name: s["Version"] for name, s in stanzas.items()} == EXPECTED_PACKAGES
-        for stanza in stanzas.values():
+        every = parse_packages(packages_bytes.decode())
+        assert {(s["Package"], s["Version"]) for s in every} == set(
+            EXPECTED_PACKAGES.items()
+        ) | SECOND_VERSIONS
+        assert len(every) == len(EXPECTED_PACKAGES) + len(SECOND_VERSIONS)
+        stanzas = {
+            s["Package"]: s for s in every if (s["Package"], s["Version"]) in EXPECTED_PACKAGES.items()
+        }
+        for stanza in every:
             assert (
                 "STAND-IN built by the dlverify test harness, not NVIDIA's package." in stanza["Description"]
             )
             assert (repo / stanza["Filename"]).is_file()
         assert stanzas["cuda-keyring"]["Architecture"] == "all"
         assert stanzas["libcudnn8-dev"]["Depends"] == "libcudnn8 (= 8.9.2.26-1+cuda12.1)"
+        newer = {s["Package"]: s for s in every if s["Version"] == "535.104.05-0ubuntu1"}
+        assert "nvidia-compute-utils-535 (= 535.104.05-0ubuntu1)" in newer["nvidia-driver-535"]["Depends"]
+        assert ("nvidia-fabricmanager-535", "535.104.05-1") in {(s["Package"], s["Version"]) for s in every}
+        dev_797 = next(
+            s for s in every if (s["Package"], s["Version"]) == ("libcudnn8-dev", "8.9.7.29-1+cuda12.2")
+        )
+        assert dev_797["Depends"] == "libcudnn8 (= 8.9.7.29-1+cuda12.2)"
 
     # Grafana Labs' package as a labelled stand-in in a signed repository of its own
     grafana = www / "grafana" / "deb"
@@ -354,7 +384,9 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
 
     # the toolkit carries the wheel's files, and the stand-in nvcc reports ptxas's release
     root = tmp_path / "toolkit"
-    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("cuda-toolkit-12-1_*.deb"))), str(root)], check=True)
+    subprocess.run(
+        ["dpkg-deb", "-x", str(next(repo.glob("cuda-toolkit-12-1_12.1.1-1_*.deb"))), str(root)], check=True
+    )
     cuda = root / "usr/local/cuda-12.1"
     assert (cuda / "lib64/libcudart.so.12.1.105").read_bytes() == b"\x7fELF cudart"
     assert os.readlink(cuda / "lib64/libcudart.so.12") == "libcudart.so.12.1.105"
@@ -368,23 +400,51 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     assert subprocess.run([str(cuda / "bin/nvcc"), "x.cu"], capture_output=True, check=False).returncode == 1
     assert json.loads((cuda / "version.json").read_text())["cuda"]["version"] == "12.1.1"
 
+    # the other minor's stand-in lives under /usr/local/cuda-12.2, with its own linker entry and alternatives
+    root = tmp_path / "toolkit-12-2"
+    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("cuda-toolkit-12-2_*.deb"))), str(root)], check=True)
+    assert (root / "etc/ld.so.conf.d/988_cuda-12-2.conf").read_text() == "/usr/local/cuda-12.2/lib64\n"
+    assert json.loads((root / "usr/local/cuda-12.2/version.json").read_text())["cuda"]["version"] == "12.2.2"
+    assert not (root / "usr/local/cuda-12.1").exists()
+    control = subprocess.run(
+        ["dpkg-deb", "-e", str(next(repo.glob("cuda-toolkit-12-2_*.deb"))), str(tmp_path / "ctl-12-2")],
+        check=True,
+    )
+    assert control.returncode == 0
+    postinst = (tmp_path / "ctl-12-2" / "postinst").read_text()
+    assert "update-alternatives --install /usr/local/cuda cuda /usr/local/cuda-12.2 122\n" in postinst
+    assert "12.1" not in postinst
+
     # the persistence daemon's unit is a copy of the real one, installed where Ubuntu's package puts it
     root = tmp_path / "compute-utils"
     subprocess.run(
-        ["dpkg-deb", "-x", str(next(repo.glob("nvidia-compute-utils-535_*.deb"))), str(root)], check=True
+        ["dpkg-deb", "-x", str(next(repo.glob("nvidia-compute-utils-535_535.54.03-*.deb"))), str(root)],
+        check=True,
     )
     installed = (root / "lib/systemd/system/nvidia-persistenced.service").read_text()
     assert parse_unit(installed) == REAL_PERSISTENCED_UNIT
     assert os.access(root / "usr/bin/nvidia-persistenced", os.X_OK)
     driver = next(
-        s for s in parse_packages((repo / "Packages").read_text()) if s["Package"] == "nvidia-driver-535"
+        s
+        for s in parse_packages((repo / "Packages").read_text())
+        if (s["Package"], s["Version"]) == ("nvidia-driver-535", "535.54.03-0ubuntu1")
     )
     assert "nvidia-compute-utils-535 (= 535.54.03-0ubuntu1)" in driver["Depends"]
 
     root = tmp_path / "cudnn-dev"
-    subprocess.run(["dpkg-deb", "-x", str(next(repo.glob("libcudnn8-dev_*.deb"))), str(root)], check=True)
+    subprocess.run(
+        ["dpkg-deb", "-x", str(next(repo.glob("libcudnn8-dev_8.9.2.26-1+cuda12.1_*.deb"))), str(root)],
+        check=True,
+    )
     assert (root / "usr/include/cudnn_version.h").read_bytes() == FAKE_CUDNN_VERSION_H
     assert not (root / "usr/include/cudnn_version_v8.h").exists()
+    # the 8.9.7 stand-in's header says 8.9.7 (the role's tests read it), its library is named for 8.9.7
+    root = tmp_path / "cudnn-797"
+    for deb in repo.glob("libcudnn8*_8.9.7.29-1+cuda12.2_amd64.deb"):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    header = (root / "usr/include/cudnn_version.h").read_text()
+    assert "#define CUDNN_PATCHLEVEL 7\n" in header and "STAND-IN" in header
+    assert os.readlink(root / "usr/lib/x86_64-linux-gnu/libcudnn.so.8") == "libcudnn.so.8.9.7"
 
     # a second build with the same inputs changes nothing; --force keeps the key
     capsys.readouterr()

@@ -272,13 +272,23 @@ def test_cuda_refuses_every_package_that_pulls_in_a_driver():
     import re
 
     cuda_vars = yaml.safe_load((REPO / "roles" / "cuda" / "vars" / "main.yml").read_text())
-    regex = cuda_vars["_cuda_forbidden_regex"]
+    regex = cuda_vars["_cuda_forbidden_regex"].strip()
+    # the role matches the bare name: what _cuda_package_names strips (=version, :arch)
+    assert "'regex_replace', '[:=<>].*$', ''" in cuda_vars["_cuda_package_names"]
+
+    def bare(p: str) -> str:
+        return re.sub(r"[:=<>].*$", "", p)
+
     refused = ["cuda", "cuda-12-1", "cuda-11-8", "cuda-runtime-12-1", "cuda-runtime-12-4", "cuda-drivers"]
-    refused += ["cuda-drivers-535"]
+    refused += ["cuda-drivers-535", "cuda-drivers-fabricmanager-535"]
+    # with a version or an architecture (issue 11: "cuda-12-1=12.1.1-1" slipped through), and the driver's own
+    # packages, which the install (allow_change_held_packages) would move off the nvidia_driver role's hold
+    refused += ["cuda-12-1=12.1.1-1", "cuda-runtime-12-2:amd64", "nvidia-utils-535=535.104.05-0ubuntu1"]
+    refused += ["nvidia-driver-535", "libnvidia-compute-535", "xserver-xorg-video-nvidia-535"]
     allowed = ["cuda-toolkit-12-1", "cuda-nvcc-12-1", "cuda-libraries-12-1", "cuda-compat-12-1"]
-    allowed += ["cuda-keyring"]
-    assert [p for p in refused if not re.match(regex, p)] == []
-    assert [p for p in allowed if re.match(regex, p)] == []
+    allowed += ["cuda-keyring", "cuda-toolkit-12-1=12.1.1-1", "libcublas-12-1"]
+    assert [p for p in refused if not re.match(regex, bare(p))] == []
+    assert [p for p in allowed if re.match(regex, bare(p))] == []
 
 
 def test_a_module_that_does_not_load_after_the_reboot_fails_the_host():

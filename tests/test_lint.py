@@ -43,6 +43,7 @@ def test_root_spec_is_clean() -> None:
     assert {
         "spec.cuda.driver",
         "spec.cudnn.cuda",
+        "spec.cudnn.package",
         "spec.pytorch.cuda_build",
         "spec.pytorch.python",
         "spec.torchvision.match",
@@ -91,6 +92,22 @@ def test_unknown_versions_warn_with_as_of_date() -> None:
         assert out[key].status is Status.WARN
         assert "not in compatibility data as of 20" in out[key].detail and "can't judge" in out[key].detail
     assert out["spec.cudnn.cuda"].status is Status.WARN
+
+
+def test_cudnn_package_build_is_nvidias_suffix_not_the_specs_minor() -> None:
+    """Issue 11: NVIDIA publishes cuDNN 8.9.4-8.9.7 for CUDA 12 only as +cuda12.2; the role installs the build
+    this result names (the spec gate hands its `expected` to the cudnn role as cudnn_cuda_build)."""
+    r = _lint('software: {cuda: "12.1", cudnn: "8.9.7"}')["spec.cudnn.package"]
+    assert (r.status, r.expected) == (Status.PASS, "+cuda12.2")
+    assert "not +cuda12.1" in r.detail
+    r = _lint('software: {cuda: "12.1", cudnn: "8.9.2.26"}')["spec.cudnn.package"]
+    assert (r.status, r.expected) == (Status.PASS, "+cuda12.1")
+    assert _lint('software: {cuda: "11.8", cudnn: "8.9.7"}')["spec.cudnn.package"].expected == "+cuda11.8"
+    r = _lint('software: {cuda: "12.1", cudnn: "8.6.0"}')["spec.cudnn.package"]
+    assert r.status is Status.FAIL and "no libcudnn8 8.6.0 built for CUDA 12.x" in r.detail
+    assert _lint('software: {cuda: "12.1", cudnn: "8.4.1"}')["spec.cudnn.package"].status is Status.WARN
+    # cuDNN 9 is packaged per CUDA major by name, without a suffix: nothing to say
+    assert "spec.cudnn.package" not in _lint('software: {cuda: "12.4", cudnn: "9.1.0"}')
 
 
 def test_cudnn_for_another_cuda_major() -> None:

@@ -141,3 +141,43 @@ def test_a_good_spec_passes_the_gate_under_limit(tmp_path):
     assert _touched(marker) != "", out
     assert "dlverify spec gate" not in out and "no host was touched" not in out, out
     assert "fake test host: refusing to run a module" in out, out
+
+
+@pytest.mark.parametrize(("cudnn", "build"), [("8.9.7", "12.2"), ("8.9.2", "12.1")])
+def test_the_gate_hands_the_cudnn_role_nvidias_build_from_the_data(tmp_path, cudnn, build):
+    """Issue 11: NVIDIA publishes cuDNN 8.9.7 for CUDA 12 only as +cuda12.2; the role built +cuda12.1 from the
+    spec's CUDA minor. The gate reads the build from lint (hwspec/data/cudnn.yaml) into cudnn_cuda_build."""
+    spec = tmp_path / "hwspec.yaml"
+    text = GOOD.read_text()
+    assert 'cudnn: "8.9.2"' in text
+    spec.write_text(text.replace('cudnn: "8.9.2"', f'cudnn: "{cudnn}"'))
+    inventory, _ = _fake_host(tmp_path)
+    playbook = tmp_path / "show.yml"
+    playbook.write_text(
+        f"- ansible.builtin.import_playbook: {SITE_ROOT}/playbooks/spec.yml\n"
+        "- hosts: gpu01\n  gather_facts: false\n"
+        f"  vars_files: [{SITE_ROOT}/playbooks/vars/spec_mapping.yml]\n"
+        "  tasks:\n    - ansible.builtin.debug:\n"
+        '        msg: "cudnn {{ cudnn_version }} build=[{{ cudnn_cuda_build }}]"\n'
+    )
+    wheel = tmp_path / "dlverify-0-py3-none-any.whl"
+    wheel.write_text("")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(SITE_ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+    )
+    argv = [ANSIBLE_PLAYBOOK, str(playbook), "-i", str(inventory), "-e", f"hwspec={spec}"]
+    proc = subprocess.run(
+        [*argv, "-e", f"dlverify_wheel={wheel}"],
+        cwd=SITE_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"cudnn {cudnn} build=[{build}]" in out, out

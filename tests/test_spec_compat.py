@@ -33,6 +33,15 @@ def test_cuda_driver_facts() -> None:
     assert compat.minor_compat_driver("12") == "525.60.13"
 
 
+def test_cudnn_apt_builds() -> None:
+    assert compat.cudnn_apt_build("8.9.7", "12.1") == "12.2"
+    assert compat.cudnn_apt_build("8.9.7.29", "12.4") == "12.2"
+    assert compat.cudnn_apt_build("8.9.3", "12.1") == "12.1"
+    assert compat.cudnn_apt_build("8.9.2", "11.8") == "11.8"
+    assert compat.cudnn_apt_build("8.6.0", "12.1") is None
+    assert compat.cudnn_apt_build("8.4.1", "11.8") is None and not compat.cudnn_apt_known("8.4.1")
+
+
 def test_cudnn_facts() -> None:
     assert compat.cudnn_entry("8.9.2")["cuda_majors"] == ["11", "12"]
     assert "12" not in compat.cudnn_entry("8.6.0")["cuda_majors"]
