@@ -6,26 +6,21 @@ run on and report. The NVML sampler runs in this (parent) process while the work
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import multiprocessing as mp
 import os
-import queue as _queue
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dlverify.benchmarks.config import NODE_SUITES, PER_GPU_SUITES, BenchConfig
+from dlverify.benchmarks.pool import KILL_GRACE_S, Event, WorkerPool
 from dlverify.benchmarks.sampler import Sampler
 from dlverify.probes import nvml as nvml_probe
 
 RECORD_SCHEMA = "dlverify.bench.run/1"
-KILL_GRACE_S = 3.0
-
-Event = dict[str, Any]
+__all__ = ["KILL_GRACE_S", "RECORD_SCHEMA", "Slot", "run_bench", "run_workers"]
 
 
 class NoGpuError(RuntimeError):
@@ -45,8 +40,13 @@ class Slot:
     uuid: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"slot": self.slot, "index": self.index, "label": self.label, "name": self.name,
-                "uuid": self.uuid}
+        return {
+            "slot": self.slot,
+            "index": self.index,
+            "label": self.label,
+            "name": self.name,
+            "uuid": self.uuid,
+        }
 
 
 def parse_gpus(text: str, available: Sequence[int]) -> list[int]:
@@ -80,8 +80,9 @@ def discover_gpus(gpus: str, nvml: Any = nvml_probe) -> list[Slot]:
                 h = nvml.query(nv.nvmlDeviceGetHandleByIndex, i)
                 name = nvml.query(nv.nvmlDeviceGetName, h)
                 uuid = nvml.query(nv.nvmlDeviceGetUUID, h)
-                infos.append((i, name if isinstance(name, str) else None,
-                              uuid if isinstance(uuid, str) else None))
+                infos.append(
+                    (i, name if isinstance(name, str) else None, uuid if isinstance(uuid, str) else None)
+                )
     except nvml_probe.NvmlInitError as exc:
         raise NoGpuError(f"no GPU to benchmark: {exc}") from exc
     if not infos:
@@ -105,8 +106,10 @@ def visible_indices(infos: Sequence[tuple[int, str | None, str | None]], visible
     for raw in visible.split(","):
         entry = raw.strip()
         if entry.startswith("MIG-"):
-            raise NoGpuError(f"CUDA_VISIBLE_DEVICES names a MIG instance ({entry}): dlverify bench times "
-                             "whole GPUs; unset it or name the parent GPU by index or UUID")
+            raise NoGpuError(
+                f"CUDA_VISIBLE_DEVICES names a MIG instance ({entry}): dlverify bench times "
+                "whole GPUs; unset it or name the parent GPU by index or UUID"
+            )
         if entry.isdigit() and int(entry) in all_idx:
             i = int(entry)
         else:
@@ -117,8 +120,10 @@ def visible_indices(infos: Sequence[tuple[int, str | None, str | None]], visible
         if i not in out:
             out.append(i)
     if not out:
-        raise NoGpuError(f"no GPU to benchmark: CUDA_VISIBLE_DEVICES={visible!r} leaves no GPU of this "
-                         f"host visible (NVML indices: {', '.join(map(str, all_idx))})")
+        raise NoGpuError(
+            f"no GPU to benchmark: CUDA_VISIBLE_DEVICES={visible!r} leaves no GPU of this "
+            f"host visible (NVML indices: {', '.join(map(str, all_idx))})"
+        )
     return out
 
 
@@ -134,8 +139,10 @@ def torch_problem() -> str | None:
         import torch  # noqa: F401
         import torchvision  # noqa: F401
     except ImportError as exc:
-        return (f"torch/torchvision are not importable ({exc}): install the bench extra, "
-                f"`pip install 'dlverify[bench]'`, in this environment ({sys.executable})")
+        return (
+            f"torch/torchvision are not importable ({exc}): install the bench extra, "
+            f"`pip install 'dlverify[bench]'`, in this environment ({sys.executable})"
+        )
     return None
 
 
@@ -145,142 +152,34 @@ def torch_cuda_problem() -> str | None:
     if missing:
         return missing
     import torch
+
     if not torch.cuda.is_available():
         build = torch.version.cuda or "CPU-only build"
         return f"torch {torch.__version__} ({build}) cannot use CUDA: torch.cuda.is_available() is False"
     return None
 
 
-@dataclass
-class _Run:
-    slot: Slot
-    proc: Any
-    started: float
-    phase: str = "start"
-    mode: str | None = None
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    phases: list[tuple[str, str, float]] = field(default_factory=list)
-
-
-def _kill(proc: Any) -> None:
-    """Stop a worker and its process group (inductor's compile workers), TERM then KILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not proc.is_alive():
-            break
-        try:
-            if os.getpgid(proc.pid) == proc.pid:
-                os.killpg(proc.pid, sig)
-            else:
-                os.kill(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.join(KILL_GRACE_S)
-    with contextlib.suppress(Exception):
-        proc.join(0.1)
-
-
-def _failure(run: _Run, kind: str, error: str) -> dict[str, Any]:
-    return {"kind": kind, "error": error, "phase": run.phase, "mode": run.mode}
-
-
-def run_workers(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = False,
-                timeout_s: float = 600.0, on_event: Callable[[Event], None] | None = None,
-                target: Callable[..., None] | None = None) -> list[dict[str, Any]]:
-    """Run one worker per slot and return one record per slot, in slot order."""
+def run_workers(
+    slots: Sequence[Slot],
+    cfg: BenchConfig,
+    *,
+    sequential: bool = False,
+    timeout_s: float = 600.0,
+    on_event: Callable[[Event], None] | None = None,
+    target: Callable[..., None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run one worker per slot and return one record per slot, in slot order (see :class:`WorkerPool`)."""
     from dlverify.benchmarks.worker import worker_main
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    # all GPUs start each timed phase together, after their own compile and warm-up, so power, heat and the
-    # straggler judgement compare like with like; a worker that fails breaks it and the others go on
-    barrier = ctx.Barrier(len(slots)) if len(slots) > 1 and not sequential else None
-    pending = list(slots)
-    running: dict[int, _Run] = {}
-    finished: dict[int, dict[str, Any]] = {}
-    cfg_dict = cfg.to_dict()
-    notify = on_event or (lambda _e: None)
-
-    def handle(msg: Event) -> None:
-        run = running.get(msg.get("slot", -1))
-        if run is None:
-            return
-        ev = msg.get("event")
-        if ev == "phase":
-            run.phase, run.mode = msg.get("phase", run.phase), msg.get("mode", run.mode)
-            run.phases.append((str(run.mode), str(run.phase), float(msg["t"])))
-        elif ev == "progress":
-            run.phase, run.mode = "timed", msg.get("mode", run.mode)
-        elif ev == "result":
-            run.result = msg["result"]
-        elif ev == "error":
-            run.error = msg
-        notify(msg)
-
-    def drain(block_s: float) -> None:
-        deadline = time.monotonic() + block_s
-        while True:
-            try:
-                handle(q.get(timeout=max(0.0, deadline - time.monotonic())))
-            except _queue.Empty:
-                return
-
-    def finish(run: _Run, failure: dict[str, Any] | None) -> None:
-        rec: dict[str, Any] = {**run.slot.to_dict(), "status": "ok" if failure is None else "failed",
-                               "elapsed_s": time.monotonic() - run.started,
-                               "phases": [list(p) for p in run.phases]}
-        if failure is not None:
-            rec["failure"] = failure
-        if run.result is not None:
-            rec["result"] = run.result
-        finished[run.slot.slot] = rec
-        running.pop(run.slot.slot, None)
-        if failure is not None and barrier is not None:
-            barrier.abort()
-        notify({"slot": run.slot.slot, "event": "finished", "status": rec["status"],
-                "failure": failure, "t": time.monotonic()})
-
-    try:
-        while pending or running:
-            while pending and (not sequential or not running):
-                s = pending.pop(0)
-                p = ctx.Process(target=target or worker_main, args=(s.to_dict(), cfg_dict, q, barrier),
-                                name=f"dlverify-bench-{s.label}", daemon=False)
-                p.start()
-                running[s.slot] = _Run(s, p, time.monotonic())
-                notify({"slot": s.slot, "event": "started", "t": time.monotonic()})
-            drain(0.1)
-            now = time.monotonic()
-            for run in list(running.values()):
-                if run.result is not None or run.error is not None:
-                    run.proc.join(10)
-                    if run.proc.is_alive():
-                        _kill(run.proc)
-                    if run.error is not None:
-                        finish(run, _failure(run, run.error.get("kind", "exception"), run.error["error"])
-                               | {"traceback": run.error.get("traceback", "")})
-                    else:
-                        finish(run, None)
-                elif not run.proc.is_alive():
-                    drain(0.5)  # its last messages may still be in the pipe
-                    if run.result is not None or run.error is not None:
-                        continue
-                    code = run.proc.exitcode
-                    how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
-                           else f"exited with code {code}")
-                    finish(run, _failure(run, "crash", f"worker {how} without reporting a result"))
-                elif now - run.started > timeout_s:
-                    _kill(run.proc)
-                    finish(run, _failure(run, "timeout",
-                                         f"no result after {timeout_s:.0f} s (stuck in {run.phase}"
-                                         + (f" of {run.mode})" if run.mode else ")")
-                                         + "; worker killed"))
-    finally:
-        for run in list(running.values()):
-            _kill(run.proc)
-        with contextlib.suppress(Exception):
-            q.close()
-    return [finished[s.slot] for s in slots if s.slot in finished]
+    pool = WorkerPool(
+        slots,
+        cfg.to_dict(),
+        target or worker_main,
+        sequential=sequential,
+        timeout_s=timeout_s,
+        on_event=on_event,
+    )
+    return pool.run()
 
 
 def _timed_window(phases: Sequence[Sequence[Any]], mode: str) -> tuple[float | None, float | None]:
@@ -289,76 +188,154 @@ def _timed_window(phases: Sequence[Sequence[Any]], mode: str) -> tuple[float | N
     return t0, t1
 
 
-def run_bench(slots: Sequence[Slot], cfg: BenchConfig, *, sequential: bool = False,
-              timeout_s: float = 600.0, on_event: Callable[[Event], None] | None = None,
-              nvml: Any = nvml_probe,
-              take_state: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The whole run: sampler around the workers; one JSON-ready record (judged by judge.judge).
+class BenchRun:
+    """One whole run as its named phases, in order: node state before, the per-GPU workers and the
+    collectives (under the NVML sampler), node state after, telemetry per timed window, the record.
+
+    Each phase writes only its own part of the record, so what a phase left is visible by name.
+    """
+
+    def __init__(
+        self,
+        slots: Sequence[Slot],
+        cfg: BenchConfig,
+        *,
+        sequential: bool = False,
+        timeout_s: float = 600.0,
+        on_event: Callable[[Event], None] | None = None,
+        nvml: Any = nvml_probe,
+        take_state: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.slots = list(slots)
+        self.cfg = cfg.resolved()
+        self.sequential = sequential
+        self.timeout_s = timeout_s
+        self.on_event = on_event
+        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.t0 = time.monotonic()
+        # error counters and XIDs before and after: anything that moves under load fails the GPU (judge)
+        if take_state is None and self.cfg.device == "cuda":
+            from dlverify.benchmarks.node_state import take as take_state
+        self.take_state = take_state
+        use_nvml = self.cfg.telemetry and self.cfg.device == "cuda"
+        self.sampler = Sampler([(s.slot, s.index) for s in slots], nvml=nvml) if use_nvml else None
+        self.node_state: dict[str, Any] = {"unavailable": "CPU run: no GPU counters"}
+        self.workers: list[dict[str, Any]] = []
+        self.collectives: dict[str, Any] | None = None
+
+    def node_state_before(self) -> None:
+        if self.take_state is None:
+            return
+        from dlverify.benchmarks.node_state import busy
+
+        self.node_state = {"before": self.take_state()}
+        for s in self.slots:  # named before the run starts, not only in the verdict after it
+            others = busy(self.node_state["before"], s.uuid or "")
+            if isinstance(others, list) and others:
+                print(
+                    f"dlverify: {s.label} is busy before the run ({', '.join(others)}): its numbers "
+                    "will not be its own",
+                    file=sys.stderr,
+                )
+
+    def per_gpu(self) -> None:
+        self.workers = run_workers(
+            self.slots, self.cfg, sequential=self.sequential, timeout_s=self.timeout_s, on_event=self.on_event
+        )
+
+    def node_suites(self) -> None:
+        if not any(s in self.cfg.suites for s in NODE_SUITES):
+            return
+        from dlverify.benchmarks.collective import run_collectives
+
+        # a GPU whose worker failed would stall NCCL's set-up until the timeout: leave it out, say so
+        ok = {w["slot"] for w in self.workers if w.get("status") == "ok"}
+        self.collectives = run_collectives(
+            [s for s in self.slots if s.slot in ok], self.cfg, timeout_s=self.timeout_s
+        )
+        left_out = [s.label for s in self.slots if s.slot not in ok]
+        if left_out:
+            self.collectives["left_out"] = left_out
+
+    def node_state_after(self) -> None:
+        if self.take_state is not None:
+            self.node_state["after"] = self.take_state()
+
+    def telemetry(self) -> None:
+        for w in self.workers:
+            if self.sampler is None:
+                why = (
+                    "telemetry off (--no-telemetry)"
+                    if self.cfg.device == "cuda"
+                    else "CPU run: no GPU telemetry"
+                )
+                w["telemetry"] = {"unavailable": why}
+                continue
+            tele: dict[str, Any] = {"run": self.sampler.summary(w["slot"])}
+            # the ResNet18 modes and the per-GPU suites each have a timed window of their own
+            for mode in (*self.cfg.timed_modes, *(x for x in PER_GPU_SUITES if x in self.cfg.suites)):
+                a, b = _timed_window(w.get("phases", []), mode)
+                if a is not None:
+                    tele[mode] = self.sampler.summary(w["slot"], a, b)
+            w["telemetry"] = tele
+
+    def record(self) -> dict[str, Any]:
+        sampler = self.sampler
+        return {
+            "schema": RECORD_SCHEMA,
+            "started_at": self.started,
+            "wall_s": time.monotonic() - self.t0,
+            "config": self.cfg.to_dict(),
+            "sequential": self.sequential,
+            "timeout_s": self.timeout_s,
+            "sampler": None
+            if sampler is None
+            else {
+                "interval_s": sampler.interval_s,
+                "sweeps": sampler.n_sweeps,
+                "cpu_ms_per_sweep": sampler.cpu_ms_per_sweep,
+                "error": sampler.error,
+            },
+            "workers": self.workers,
+            "node_state": self.node_state,
+            **({"collectives": self.collectives} if self.collectives is not None else {}),
+        }
+
+    def run(self) -> dict[str, Any]:
+        self.node_state_before()
+        if self.sampler is not None:
+            self.sampler.start()
+        try:
+            self.per_gpu()
+            self.node_suites()
+        finally:
+            if self.sampler is not None:
+                self.sampler.stop()
+        self.node_state_after()
+        self.telemetry()
+        return self.record()
+
+
+def run_bench(
+    slots: Sequence[Slot],
+    cfg: BenchConfig,
+    *,
+    sequential: bool = False,
+    timeout_s: float = 600.0,
+    on_event: Callable[[Event], None] | None = None,
+    nvml: Any = nvml_probe,
+    take_state: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The whole run (:class:`BenchRun`); one JSON-ready record (judged by judge.judge).
 
     ``take_state`` reads the node's error counters (default on CUDA: :func:`node_state.take`).
     """
-    cfg = cfg.resolved()
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    t0 = time.monotonic()
-    use_nvml = cfg.telemetry and cfg.device == "cuda"
-    # error counters and XIDs before and after: anything that moves under load fails the GPU (judge)
-    if take_state is None and cfg.device == "cuda":
-        from dlverify.benchmarks.node_state import take as take_state
-    node_state: dict[str, Any] = (
-        {"unavailable": "CPU run: no GPU counters"} if take_state is None else {"before": take_state()}
-    )
-    if take_state is not None:
-        from dlverify.benchmarks.node_state import busy
-
-        for s in slots:  # named before the run starts, not only in the verdict after it
-            others = busy(node_state["before"], s.uuid or "")
-            if isinstance(others, list) and others:
-                print(f"dlverify: {s.label} is busy before the run ({', '.join(others)}): its numbers "
-                      "will not be its own", file=sys.stderr)
-    sampler = Sampler([(s.slot, s.index) for s in slots], nvml=nvml) if use_nvml else None
-    if sampler is not None:
-        sampler.start()
-    try:
-        workers = run_workers(slots, cfg, sequential=sequential, timeout_s=timeout_s, on_event=on_event)
-        collectives = None
-        if any(s in cfg.suites for s in NODE_SUITES):
-            from dlverify.benchmarks.collective import run_collectives
-
-            # a GPU whose worker failed would stall NCCL's set-up until the timeout: leave it out, say so
-            ok = {w["slot"] for w in workers if w.get("status") == "ok"}
-            collectives = run_collectives([s for s in slots if s.slot in ok], cfg, timeout_s=timeout_s)
-            left_out = [s.label for s in slots if s.slot not in ok]
-            if left_out:
-                collectives["left_out"] = left_out
-    finally:
-        if sampler is not None:
-            sampler.stop()
-    if take_state is not None:
-        node_state["after"] = take_state()
-    for w in workers:
-        if sampler is None:
-            why = "telemetry off (--no-telemetry)" if cfg.device == "cuda" else "CPU run: no GPU telemetry"
-            w["telemetry"] = {"unavailable": why}
-            continue
-        tele: dict[str, Any] = {"run": sampler.summary(w["slot"])}
-        # the ResNet18 modes and the per-GPU suites each have a timed window of their own
-        for mode in (*cfg.timed_modes, *(x for x in PER_GPU_SUITES if x in cfg.suites)):
-            a, b = _timed_window(w.get("phases", []), mode)
-            if a is not None:
-                tele[mode] = sampler.summary(w["slot"], a, b)
-        w["telemetry"] = tele
-    return {
-        "schema": RECORD_SCHEMA,
-        "started_at": started,
-        "wall_s": time.monotonic() - t0,
-        "config": cfg.to_dict(),
-        "sequential": sequential,
-        "timeout_s": timeout_s,
-        "sampler": None if sampler is None else {
-            "interval_s": sampler.interval_s, "sweeps": sampler.n_sweeps,
-            "cpu_ms_per_sweep": sampler.cpu_ms_per_sweep, "error": sampler.error,
-        },
-        "workers": workers,
-        "node_state": node_state,
-        **({"collectives": collectives} if collectives is not None else {}),
-    }
+    return BenchRun(
+        slots,
+        cfg,
+        sequential=sequential,
+        timeout_s=timeout_s,
+        on_event=on_event,
+        nvml=nvml,
+        take_state=take_state,
+    ).run()
