@@ -17,10 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlverify.benchmarks.watchdog import PhaseLimits, overdue
+
 KILL_GRACE_S = 3.0
 RESULT_JOIN_S = 10.0  # a worker that reported its result has this long to exit on its own
 
 Event = dict[str, Any]
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 @dataclass
@@ -36,6 +39,7 @@ class WorkerRun:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     phases: list[tuple[str, str, float]] = field(default_factory=list)
+    partial: dict[str, dict[str, Any]] = field(default_factory=dict)  # modes/suites done, before the result
 
     def failure(self, kind: str, error: str, **extra: Any) -> dict[str, Any]:
         return {"kind": kind, "error": error, "phase": self.phase, "mode": self.mode, **extra}
@@ -70,6 +74,7 @@ class WorkerPool:
         sequential: bool = False,
         timeout_s: float = 600.0,
         on_event: Callable[[Event], None] | None = None,
+        limits: PhaseLimits | None = None,
     ) -> None:
         self.slots = list(slots)
         self.cfg_dict = cfg_dict
@@ -77,6 +82,7 @@ class WorkerPool:
         self.sequential = sequential
         self.timeout_s = timeout_s
         self.notify = on_event or (lambda _e: None)
+        self.limits = limits
         self.ctx = mp.get_context("spawn")
         self.queue = self.ctx.Queue()
         # all GPUs start each timed phase together, after their own compile and warm-up, so power, heat and
@@ -111,10 +117,16 @@ class WorkerPool:
                 name=f"dlverify-bench-{s.label}",
                 daemon=False,
             )
-            p.start()
-            now = time.monotonic()
-            self.running[s.slot] = WorkerRun(s, p, now, entered=now)
-            self.notify({"slot": s.slot, "event": "started", "t": now})
+            # a signal between the spawn and the bookkeeping would leave a worker nobody stops: hold it
+            # until the worker is on the books (the worker unblocks them first thing, worker_main)
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                p.start()
+                now = time.monotonic()
+                self.running[s.slot] = WorkerRun(s, p, now, entered=now)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            self.notify({"slot": s.slot, "event": "started", "t": now, "pid": p.pid})
 
     def stop_all(self) -> None:
         """Stop every worker still running (normal end, an exception, Ctrl-C or SIGTERM in the parent)."""
@@ -135,6 +147,10 @@ class WorkerPool:
             run.entered = time.monotonic()
         elif ev == "progress":
             run.phase, run.mode = "timed", msg.get("mode", run.mode)
+            run.entered = time.monotonic()  # a window done: the watchdog's clock restarts
+        elif ev == "partial":  # one mode or suite done: kept for a partial report if the run is interrupted
+            for key in ("modes", "suites"):
+                run.partial.setdefault(key, {}).update(msg.get(key) or {})
         elif ev == "result":
             run.result = msg["result"]
         elif ev == "error":
@@ -151,13 +167,18 @@ class WorkerPool:
 
     # -- each worker's state --------------------------------------------------------------------------------
     def check(self, run: WorkerRun, now: float) -> None:
-        """Finish a worker that reported, died or outlived the run's timeout; leave a healthy one running."""
+        """Finish a worker that reported, died, overstayed its phase (the watchdog) or outlived the run's
+        timeout; leave a healthy one running."""
         if run.result is not None or run.error is not None:
             self.reported(run)
         elif not run.proc.is_alive():
             self.drain(0.5)  # its last messages may still be in the pipe
             if run.result is None and run.error is None:
                 self.died(run)
+        elif self.limits is not None and (
+            late := overdue(self.limits, run.mode, run.phase, now - run.entered)
+        ):
+            self.hung(run, *late, waited_s=now - run.entered)
         elif now - run.started > self.timeout_s:
             kill_tree(run.proc)
             self.finish(
@@ -168,6 +189,23 @@ class WorkerPool:
                     f"{run.phase}" + (f" of {run.mode})" if run.mode else ")") + "; worker killed",
                 ),
             )
+
+    def hung(self, run: WorkerRun, phase: str, limit_s: float, waited_s: float) -> None:
+        """The watchdog: a worker past its phase's limit is stopped (TERM, then KILL: a call stuck in the
+        driver may not hear TERM), and named with the phase and the time waited; the others run on."""
+        kill_tree(run.proc)
+        where = f"{phase} ({run.phase}" + (f" of {run.mode})" if run.mode else ")")
+        self.finish(
+            run,
+            run.failure(
+                "hung",
+                f"no progress in {where} for {waited_s:.1f} s, over the watchdog's {limit_s:.1f} s for that "
+                "phase; worker killed",
+                watchdog_phase=phase,
+                waited_s=round(waited_s, 1),
+                limit_s=round(limit_s, 1),
+            ),
+        )
 
     def reported(self, run: WorkerRun) -> None:
         run.proc.join(RESULT_JOIN_S)
@@ -194,10 +232,35 @@ class WorkerPool:
         )
         self.finish(run, run.failure("crash", f"worker {how} without reporting a result"))
 
-    def finish(self, run: WorkerRun, failure: dict[str, Any] | None) -> None:
+    def interrupt(self, why: str) -> None:
+        """Close the books on an interrupted run: every worker not finished is recorded as ``interrupted``
+        with ``why``, and what it had completed (``partial``); workers never started likewise, empty.
+        Call after :meth:`run` was left by the signal (its ``finally`` has stopped the workers)."""
+        for run in list(self.running.values()):
+            rec = self._record(run, "interrupted", run.failure("interrupted", why))
+            if run.partial:
+                rec["result"] = {"partial": True, **run.partial}
+            self.finished[run.slot.slot] = rec
+            self.running.pop(run.slot.slot, None)
+        for s in self.pending:
+            self.finished[s.slot] = {
+                **s.to_dict(),
+                "status": "interrupted",
+                "elapsed_s": 0.0,
+                "phases": [],
+                "failure": {
+                    "kind": "interrupted",
+                    "error": why + " (never started)",
+                    "phase": None,
+                    "mode": None,
+                },
+            }
+        self.pending = []
+
+    def _record(self, run: WorkerRun, status: str, failure: dict[str, Any] | None) -> dict[str, Any]:
         rec: dict[str, Any] = {
             **run.slot.to_dict(),
-            "status": "ok" if failure is None else "failed",
+            "status": status,
             "elapsed_s": time.monotonic() - run.started,
             "phases": [list(p) for p in run.phases],
         }
@@ -205,6 +268,10 @@ class WorkerPool:
             rec["failure"] = failure
         if run.result is not None:
             rec["result"] = run.result
+        return rec
+
+    def finish(self, run: WorkerRun, failure: dict[str, Any] | None) -> None:
+        rec = self._record(run, "ok" if failure is None else "failed", failure)
         self.finished[run.slot.slot] = rec
         self.running.pop(run.slot.slot, None)
         if failure is not None and self.barrier is not None:

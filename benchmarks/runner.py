@@ -1,4 +1,6 @@
-"""Find the GPUs, start one worker process per GPU (spawn), collect their results, enforce timeouts.
+"""Run the benchmark: one worker process per GPU (spawn; :mod:`pool`), then the collectives, as named phases.
+
+The GPUs come from :mod:`discover` (re-exported here, where callers have always found them).
 
 A worker that crashes, runs out of memory or hangs is reported as a failed result for its GPU; the others
 run on and report. The NVML sampler runs in this (parent) process while the workers run.
@@ -8,155 +10,79 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from dlverify.benchmarks.config import NODE_SUITES, PER_GPU_SUITES, BenchConfig
+from dlverify.benchmarks.discover import (
+    GpuSelectionError,
+    NoGpuError,
+    Slot,
+    cpu_slots,
+    discover_gpus,
+    parse_gpus,
+    torch_cuda_problem,
+    torch_problem,
+    visible_indices,
+)
 from dlverify.benchmarks.pool import KILL_GRACE_S, Event, WorkerPool
 from dlverify.benchmarks.sampler import Sampler
+from dlverify.benchmarks.watchdog import PhaseLimits
 from dlverify.probes import nvml as nvml_probe
 
 RECORD_SCHEMA = "dlverify.bench.run/1"
 __all__ = ["KILL_GRACE_S", "RECORD_SCHEMA", "Slot", "run_bench", "run_workers"]
 
 
-class NoGpuError(RuntimeError):
-    """Nothing to benchmark on: no NVML, no GPUs, or torch without CUDA."""
+__all__ += [
+    "GpuSelectionError",
+    "NoGpuError",
+    "cpu_slots",
+    "discover_gpus",
+    "parse_gpus",
+    "torch_cuda_problem",
+    "torch_problem",
+    "visible_indices",
+]
 
 
-class GpuSelectionError(ValueError):
-    """--gpus names GPUs this host does not have, or is malformed."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP during a run, carrying the partial record to report before exiting.
 
-
-@dataclass(frozen=True)
-class Slot:
-    slot: int  # position in this run, and the worker's id
-    index: int  # NVML index (nvidia-smi order); for CPU runs, just the worker number
-    label: str  # report group: gpu0.. / cpu0..
-    name: str | None = None
-    uuid: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "slot": self.slot,
-            "index": self.index,
-            "label": self.label,
-            "name": self.name,
-            "uuid": self.uuid,
-        }
-
-
-def parse_gpus(text: str, available: Sequence[int]) -> list[int]:
-    if text.strip().lower() == "all":
-        return list(available)
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise GpuSelectionError(f"--gpus: {part!r} is not a GPU index (use 'all' or e.g. '0,2')")
-        i = int(part)
-        if i not in available:
-            have = f"{available[0]}-{available[-1]}" if available else "none"
-            raise GpuSelectionError(f"--gpus: there is no GPU {i} on this host (indices: {have})")
-        if i not in out:
-            out.append(i)
-    if not out:
-        raise GpuSelectionError("--gpus: no GPU selected")
-    return out
-
-
-def discover_gpus(gpus: str, nvml: Any = nvml_probe) -> list[Slot]:
-    """GPUs by NVML index, as nvidia-smi numbers them; raises NoGpuError with the reason."""
-    try:
-        with nvml.session() as nv:
-            count = nvml.query(nv.nvmlDeviceGetCount)
-            if not isinstance(count, int):
-                raise NoGpuError(f"NVML could not count GPUs: {getattr(count, 'reason', count)}")
-            infos = []
-            for i in range(count):
-                h = nvml.query(nv.nvmlDeviceGetHandleByIndex, i)
-                name = nvml.query(nv.nvmlDeviceGetName, h)
-                uuid = nvml.query(nv.nvmlDeviceGetUUID, h)
-                infos.append(
-                    (i, name if isinstance(name, str) else None, uuid if isinstance(uuid, str) else None)
-                )
-    except nvml_probe.NvmlInitError as exc:
-        raise NoGpuError(f"no GPU to benchmark: {exc}") from exc
-    if not infos:
-        raise NoGpuError("no GPU to benchmark: NVML works but reports 0 GPUs")
-    chosen = parse_gpus(gpus, visible_indices(infos, os.environ.get("CUDA_VISIBLE_DEVICES")))
-    by_index = {i: (n, u) for i, n, u in infos}
-    return [Slot(k, i, f"gpu{i}", *by_index[i]) for k, i in enumerate(chosen)]
-
-
-def visible_indices(infos: Sequence[tuple[int, str | None, str | None]], visible: str | None) -> list[int]:
-    """The NVML indices an inherited CUDA_VISIBLE_DEVICES leaves to this run (Slurm, a container, a user).
-
-    Unset: every GPU. Entries are NVML indices (nvidia-smi numbers; Slurm's gres numbering) or GPU UUIDs
-    (a prefix is enough, as CUDA accepts). CUDA stops at the first entry it cannot resolve; so does this.
-    MIG instances are refused by name: the bench times whole GPUs.
+    A KeyboardInterrupt, so a caller that does not look for it still stops as on any Ctrl-C.
     """
-    all_idx = [i for i, _, _ in infos]
-    if visible is None:
-        return all_idx
-    out: list[int] = []
-    for raw in visible.split(","):
-        entry = raw.strip()
-        if entry.startswith("MIG-"):
-            raise NoGpuError(
-                f"CUDA_VISIBLE_DEVICES names a MIG instance ({entry}): dlverify bench times "
-                "whole GPUs; unset it or name the parent GPU by index or UUID"
-            )
-        if entry.isdigit() and int(entry) in all_idx:
-            i = int(entry)
-        else:
-            hits = [i for i, _, u in infos if entry.startswith("GPU-") and u and u.startswith(entry)]
-            if len(hits) != 1:
-                break  # as CUDA does: the rest of the list is ignored
-            i = hits[0]
-        if i not in out:
-            out.append(i)
-    if not out:
-        raise NoGpuError(
-            f"no GPU to benchmark: CUDA_VISIBLE_DEVICES={visible!r} leaves no GPU of this "
-            f"host visible (NVML indices: {', '.join(map(str, all_idx))})"
-        )
-    return out
+
+    def __init__(self, record: dict[str, Any], signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.record = record
+        self.signum = signum
 
 
-def cpu_slots(gpus: str) -> list[Slot]:
-    """--device cpu: one worker, or one per listed number (they share the CPU; for tests and smoke runs)."""
-    idx = [0] if gpus.strip().lower() == "all" else parse_gpus(gpus, list(range(64)))
-    return [Slot(k, i, f"cpu{i}", "cpu") for k, i in enumerate(idx)]
+def _pool(
+    slots: Sequence[Slot],
+    cfg: BenchConfig,
+    *,
+    sequential: bool,
+    timeout_s: float,
+    on_event: Callable[[Event], None] | None,
+    target: Callable[..., None] | None = None,
+) -> WorkerPool:
+    from dlverify.benchmarks.worker import worker_main
 
-
-def torch_problem() -> str | None:
-    """Why the workers could not import torch and torchvision here, or None: said before any is started."""
-    try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as exc:
-        return (
-            f"torch/torchvision are not importable ({exc}): install the bench extra, "
-            f"`pip install 'dlverify[bench]'`, in this environment ({sys.executable})"
-        )
-    return None
-
-
-def torch_cuda_problem() -> str | None:
-    """Why this process's torch cannot use CUDA, or None. Imports torch (never initialises a GPU)."""
-    missing = torch_problem()
-    if missing:
-        return missing
-    import torch
-
-    if not torch.cuda.is_available():
-        build = torch.version.cuda or "CPU-only build"
-        return f"torch {torch.__version__} ({build}) cannot use CUDA: torch.cuda.is_available() is False"
-    return None
+    cfg = with_host_threads(cfg, 1 if sequential else len(slots))
+    return WorkerPool(
+        slots,
+        cfg.to_dict(),
+        target or worker_main,
+        sequential=sequential,
+        timeout_s=timeout_s,
+        on_event=on_event,
+        limits=PhaseLimits.from_config(cfg),
+    )
 
 
 def run_workers(
@@ -167,19 +93,25 @@ def run_workers(
     timeout_s: float = 600.0,
     on_event: Callable[[Event], None] | None = None,
     target: Callable[..., None] | None = None,
+    keep: Callable[[WorkerPool], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one worker per slot and return one record per slot, in slot order (see :class:`WorkerPool`)."""
-    from dlverify.benchmarks.worker import worker_main
-
-    pool = WorkerPool(
-        slots,
-        cfg.to_dict(),
-        target or worker_main,
-        sequential=sequential,
-        timeout_s=timeout_s,
-        on_event=on_event,
-    )
+    pool = _pool(slots, cfg, sequential=sequential, timeout_s=timeout_s, on_event=on_event, target=target)
+    if keep is not None:  # BenchRun keeps it, to close the books on the workers if a signal ends the run
+        keep(pool)
     return pool.run()
+
+
+def with_host_threads(cfg: BenchConfig, workers: int) -> BenchConfig:
+    """Split the host's cores between the workers running at once (unless the config says how many).
+
+    Eight workers each starting inductor's default pool (one compile process per core) or, on the CPU,
+    torch's one thread per core, oversubscribe the host: compile walls balloon and, on the CPU, spinning
+    OpenMP threads starve each other.
+    """
+    if cfg.host_threads:
+        return cfg
+    return replace(cfg, host_threads=max(1, (os.cpu_count() or 1) // max(1, workers)))
 
 
 def _timed_window(phases: Sequence[Sequence[Any]], mode: str) -> tuple[float | None, float | None]:
@@ -222,6 +154,8 @@ class BenchRun:
         self.node_state: dict[str, Any] = {"unavailable": "CPU run: no GPU counters"}
         self.workers: list[dict[str, Any]] = []
         self.collectives: dict[str, Any] | None = None
+        self.pool: WorkerPool | None = None
+        self.interruption: dict[str, Any] | None = None
 
     def node_state_before(self) -> None:
         if self.take_state is None:
@@ -240,8 +174,34 @@ class BenchRun:
 
     def per_gpu(self) -> None:
         self.workers = run_workers(
-            self.slots, self.cfg, sequential=self.sequential, timeout_s=self.timeout_s, on_event=self.on_event
+            self.slots,
+            self.cfg,
+            sequential=self.sequential,
+            timeout_s=self.timeout_s,
+            on_event=self.on_event,
+            keep=self._keep_pool,
         )
+
+    def _keep_pool(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def interrupted(self, signum: int) -> None:
+        """A signal stopped the run (every worker is already stopped): what finished stays as it is, the
+        rest is recorded as interrupted, with the signal and the seconds since the start."""
+        why = f"interrupted by {signal.Signals(signum).name} after {time.monotonic() - self.t0:.0f} s"
+        self.interruption = {
+            "signal": signal.Signals(signum).name,
+            "after_s": round(time.monotonic() - self.t0, 1),
+        }
+        if self.pool is not None and not self.workers:
+            self.pool.interrupt(why)
+            self.workers = self.pool.records()
+        if any(s in self.cfg.suites for s in NODE_SUITES) and self.collectives is None:
+            self.collectives = {
+                "ranks": [s.label for s in self.slots],
+                "world_size": len(self.slots),
+                "skipped": why,
+            }
 
     def node_suites(self) -> None:
         if not any(s in self.cfg.suites for s in NODE_SUITES):
@@ -251,7 +211,9 @@ class BenchRun:
         # a GPU whose worker failed would stall NCCL's set-up until the timeout: leave it out, say so
         ok = {w["slot"] for w in self.workers if w.get("status") == "ok"}
         self.collectives = run_collectives(
-            [s for s in self.slots if s.slot in ok], self.cfg, timeout_s=self.timeout_s
+            [s for s in self.slots if s.slot in ok],
+            self.cfg,
+            timeout_s=min(self.timeout_s, PhaseLimits.from_config(self.cfg).collective),
         )
         left_out = [s.label for s in self.slots if s.slot not in ok]
         if left_out:
@@ -278,6 +240,9 @@ class BenchRun:
                 if a is not None:
                     tele[mode] = self.sampler.summary(w["slot"], a, b)
             w["telemetry"] = tele
+            for m in ((w.get("result") or {}).get("modes") or {}).values():  # --soak: each window's own
+                for win in (m.get("soak") or {}).get("windows") or []:
+                    win["telemetry"] = self.sampler.summary(w["slot"], win["t_start"], win["t_end"])
 
     def record(self) -> dict[str, Any]:
         sampler = self.sampler
@@ -288,6 +253,7 @@ class BenchRun:
             "config": self.cfg.to_dict(),
             "sequential": self.sequential,
             "timeout_s": self.timeout_s,
+            "watchdog_s": PhaseLimits.from_config(self.cfg).to_dict(),
             "sampler": None
             if sampler is None
             else {
@@ -299,20 +265,27 @@ class BenchRun:
             "workers": self.workers,
             "node_state": self.node_state,
             **({"collectives": self.collectives} if self.collectives is not None else {}),
+            **({"interrupted": self.interruption} if self.interruption is not None else {}),
         }
 
     def run(self) -> dict[str, Any]:
         self.node_state_before()
         if self.sampler is not None:
             self.sampler.start()
+        signum = 0
         try:
             self.per_gpu()
             self.node_suites()
+        except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM/SIGHUP arrive as cli.Terminated, a subclass
+            signum = int(getattr(exc, "signum", signal.SIGINT))
+            self.interrupted(signum)
         finally:
             if self.sampler is not None:
                 self.sampler.stop()
         self.node_state_after()
         self.telemetry()
+        if signum:
+            raise Interrupted(self.record(), signum)
         return self.record()
 
 
