@@ -220,10 +220,10 @@ def run_collectives(slots: Sequence[Any], cfg: Any, timeout_s: float = 600.0) ->
             for p in procs:
                 p.join(10 if result is not None else 0.1)
         finally:
-            from dlverify.benchmarks.runner import _kill
+            from dlverify.benchmarks.pool import kill_tree
 
             for p in procs:
-                _kill(p)
+                kill_tree(p)
             with contextlib.suppress(Exception):
                 q.close()
     base |= {"backend": backend, "elapsed_s": time.monotonic() - t0}

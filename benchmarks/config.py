@@ -25,18 +25,72 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "ma
 # 1.7% for twice the memory). Both are halved automatically on out-of-memory.
 # CPU: tiny, so the real code path runs in seconds for tests and for a smoke run without a GPU.
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "cuda": {"image_size": 224, "train_batch": 1024, "infer_batch": 1024, "duration_s": 10.0,
-             "window_s": 0.5, "compile": True,
-             # bandwidth suites: bytes per copy, matmul side; collectives: message sizes up to the plateau
-             "copy_bytes": 1 << 30, "matmul_n": 8192, "coll_max_bytes": 4 << 30, "p2p_bytes": 256 << 20},
-    "cpu": {"image_size": 64, "train_batch": 4, "infer_batch": 8, "duration_s": 1.0,
-            "window_s": 0.1, "compile": False,
-            "copy_bytes": 1 << 20, "matmul_n": 128, "coll_max_bytes": 1 << 18, "p2p_bytes": 1 << 18},
+    "cuda": {
+        "image_size": 224,
+        "train_batch": 1024,
+        "infer_batch": 1024,
+        "duration_s": 10.0,
+        "window_s": 0.5,
+        "compile": True,
+        # bandwidth suites: bytes per copy, matmul side; collectives: message sizes up to the plateau
+        "copy_bytes": 1 << 30,
+        "matmul_n": 8192,
+        "coll_max_bytes": 4 << 30,
+        "p2p_bytes": 256 << 20,
+        # watchdog: seconds each phase gets beyond its estimate (watchdog.py); --soak: one window
+        "watchdog_slack_s": 60.0,
+        "soak_window_s": 60.0,
+    },
+    "cpu": {
+        "image_size": 64,
+        "train_batch": 4,
+        "infer_batch": 8,
+        "duration_s": 1.0,
+        "window_s": 0.1,
+        "compile": False,
+        "copy_bytes": 1 << 20,
+        "matmul_n": 128,
+        "coll_max_bytes": 1 << 18,
+        "p2p_bytes": 1 << 18,
+        "watchdog_slack_s": 10.0,
+        "soak_window_s": 0.5,
+    },
 }
 
 # Test hooks, honoured by the worker only when asked for explicitly (config or DLVERIFY_BENCH_FAULT).
-FAULTS = ("crash", "raise", "oom", "hang", "nan", "lr0", "slow", "late",
-          "skip_blocks", "freeze", "ignore_input", "partial_batch", "half_res", "zeros")  # recipe.BROKEN
+# hang_<phase>: the worker stops in that phase, deaf to SIGTERM, as in a CUDA call stuck in the driver
+FAULTS = (
+    "crash",
+    "raise",
+    "oom",
+    "hang",
+    "hang_warmup",
+    "hang_timed",
+    "hang_suite",
+    "nan",
+    "lr0",
+    "slow",
+    "late",
+    "skip_blocks",
+    "freeze",
+    "ignore_input",
+    "partial_batch",
+    "half_res",
+    "zeros",
+)  # recipe.BROKEN
+
+
+def wedge() -> None:
+    """Test hook ``hang_<phase>``: never return and ignore SIGTERM, like a CUDA call stuck in the driver.
+
+    Only the watchdog (or ``--timeout``) ends it, with SIGKILL after SIGTERM went unheard.
+    """
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(3600)
 
 
 def default_cache_dir() -> str:
@@ -71,6 +125,11 @@ class BenchConfig:
     coll_max_bytes: int | None = None  # all-reduce/all-gather: largest message (sizes x4 from 1 MiB / 1 KiB)
     p2p_bytes: int | None = None  # p2p: bytes per send
     suite_iters: int = 20  # timed repetitions per measurement (median reported)
+    watchdog_slack_s: float | None = None  # each phase's limit = its estimate + this (watchdog.py)
+    soak_s: float | None = None  # --soak: time the first mode this long, in windows of soak_window_s
+    soak_window_s: float | None = None
+    # cores per worker (runner: host cores / workers): inductor's compile threads; on cpu, torch's threads
+    host_threads: int | None = None
 
     def resolved(self) -> BenchConfig:
         """Fill every None with the device default."""
@@ -88,6 +147,10 @@ class BenchConfig:
             matmul_n=self.matmul_n or d["matmul_n"],
             coll_max_bytes=self.coll_max_bytes or d["coll_max_bytes"],
             p2p_bytes=self.p2p_bytes or d["p2p_bytes"],
+            watchdog_slack_s=d["watchdog_slack_s"]
+            if self.watchdog_slack_s is None
+            else self.watchdog_slack_s,
+            soak_window_s=self.soak_window_s or d["soak_window_s"],
         )
 
     def fault_for(self, slot: int) -> str | None:
@@ -133,6 +196,8 @@ def parse_suites(text: str) -> tuple[str, ...]:
     asked = [p.strip().lower() for p in text.split(",") if p.strip()]
     bad = [a for a in asked if a not in SUITES]
     if bad or not asked:
-        raise ValueError(f"--suite: unknown suite {', '.join(map(repr, bad)) or '(none)'} "
-                         f"(known: {', '.join(SUITES)}, or all)")
+        raise ValueError(
+            f"--suite: unknown suite {', '.join(map(repr, bad)) or '(none)'} "
+            f"(known: {', '.join(SUITES)}, or all)"
+        )
     return tuple(s for s in SUITES if s in asked)

@@ -19,6 +19,7 @@ from dlverify.benchmarks.judge_reference import (
     load_references,
     precision_class,
 )
+from dlverify.benchmarks.judge_soak import judge_soak
 from dlverify.benchmarks.judge_suites import judge_node, judge_per_gpu
 from dlverify.benchmarks.judge_telemetry import likely_cause, telemetry_result
 from dlverify.hwspec.model import BenchSpec, ChecksSpec
@@ -104,12 +105,20 @@ def judge(
         r = rec.for_group(g)
         res = w.get("result") or {}
         card = res.get("name") or w.get("name")
+        if w.get("status") == "interrupted":  # Ctrl-C/SIGTERM: not a verdict on the GPU
+            done = ", ".join([*(res.get("modes") or {}), *(res.get("suites") or {})])
+            why = (w.get("failure") or {}).get("error", "interrupted")
+            r.check("bench.worker", "benchmark worker").skip(
+                f"{g} {why}" + (f"; completed before it: {done}" if done else "")
+            )
+            continue
         if w.get("status") != "ok":
             f = w.get("failure") or {}
             kind = f.get("kind", "crash")
             what = {
                 "oom": "ran out of memory",
                 "timeout": "hung (timeout)",
+                "hung": "hung (watchdog)",
                 "crash": "crashed",
                 "exception": "failed",
             }.get(kind, "failed")
@@ -121,6 +130,7 @@ def judge(
             "completed", "completed", f"{card}; wall {res.get('wall_s', 0):.1f} s"
         )
         _judge_node_state(r, record.get("node_state"), w)
+        judge_soak(r, w, spec)
         peers = [p for p in workers if p is not w]
         for mode in modes:
             m = (res.get("modes") or {}).get(mode)

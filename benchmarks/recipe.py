@@ -32,7 +32,8 @@ from typing import Any
 import torch
 import torchvision
 
-from dlverify.benchmarks.config import BenchConfig
+from dlverify.benchmarks import soak
+from dlverify.benchmarks.config import BenchConfig, wedge
 
 Progress = Callable[[str, float, float], None]  # (phase, done, total)
 
@@ -377,10 +378,13 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progress | None = None,
-            slow_s: float = 0.0, sync: Callable[[], bool] | None = None) -> dict[str, Any]:
+            slow_s: float = 0.0, sync: Callable[[], bool] | None = None,
+            hang_in: str | None = None, soak_s: float | None = None) -> dict[str, Any]:
     """Compile (first call), warm up, then time windows until `duration_s` of timed work is done.
 
     `sync` (the runner's barrier) is called between warm-up and timing: every GPU starts timing together.
+    `hang_in` (test hook ``hang_warmup``/``hang_timed``): stop for good in that phase, for the watchdog.
+    `soak_s` (``--soak``): after the timed windows, keep the same load going that long (:mod:`soak`).
     """
     def step() -> torch.Tensor:
         out = w.step()
@@ -401,6 +405,8 @@ def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progr
     compile_s = time.perf_counter() - t
 
     report("warmup", 0.0, duration)
+    if hang_in == "warmup":
+        wedge()
     t = time.perf_counter()
     n_warm = 0
     while n_warm < 3 or (time.perf_counter() - t) < min(window_s, 1.0):
@@ -426,6 +432,21 @@ def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progr
         windows_ms.append(ms)
         timed_s += ms / 1e3
         report("timed", min(timed_s, duration), duration)
+        if hang_in == "timed":
+            wedge()  # after one window: the watchdog's limit, not the lack of a first event, must catch it
+    soaked = None
+    if soak_s:
+        report("soak", duration, duration)
+
+        def one_window() -> float:
+            nonlocal last
+            timer.start()
+            for _ in range(iters):
+                last = step()
+            return timer.stop()
+
+        soaked = soak.run(one_window, w.batch * iters, soak_s, float(cfg.soak_window_s or window_s),
+                          lambda _done: report("timed", duration, duration))
     last = last.clone()
     _sync(device)
 
@@ -459,6 +480,8 @@ def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progr
         "guard": guard,
         **w.info,
     }
+    if soaked is not None:
+        out["soak"] = soaked
     if device.type == "cuda":
         out["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     report("done", duration, duration)

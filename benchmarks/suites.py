@@ -103,8 +103,11 @@ def matmul_tflops(torch: Any, device: Any, n: int, iters: int) -> dict[str, Any]
 
 
 def run_per_gpu(torch: Any, device: Any, cfg: Any, send: Callable[..., None],
-                sync: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """The per-GPU suites the config asks for; each starts on every GPU together (the barrier)."""
+                sync: Callable[[], bool] | None = None, fault: str | None = None) -> dict[str, Any]:
+    """The per-GPU suites the config asks for; each starts on every GPU together (the barrier).
+
+    ``fault`` ``hang_suite`` (test hook): the first suite never returns, for the runner's watchdog.
+    """
     out: dict[str, Any] = {}
     for suite in ("h2d", "hbm", "matmul"):
         if suite not in cfg.suites:
@@ -112,6 +115,10 @@ def run_per_gpu(torch: Any, device: Any, cfg: Any, send: Callable[..., None],
         send("phase", mode=suite, phase="sync")
         synced = sync() if sync is not None else True
         send("phase", mode=suite, phase="timed")
+        if fault == "hang_suite":
+            from dlverify.benchmarks.config import wedge
+
+            wedge()
         try:
             if suite == "h2d":
                 res = copy_bandwidth(torch, device, cfg.copy_bytes, cfg.suite_iters)
@@ -124,6 +131,7 @@ def run_per_gpu(torch: Any, device: Any, cfg: Any, send: Callable[..., None],
         for k, v in res.items():
             v["synced"] = synced
             out[k] = v
+        send("partial", suites=res)  # kept by the runner if the run is interrupted
         send("phase", mode=suite, phase="done")
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -22,7 +22,7 @@ BARRIER_WAIT_S = 120.0  # a peer this much later to its timed phase is left behi
 LATE_S = 3.0  # test hook "late": a compile this much longer than its peers'
 
 
-def _env(slot_info: dict[str, Any], cache_dir: str, device: str) -> None:
+def _env(slot_info: dict[str, Any], cache_dir: str, device: str, threads: int | None = None) -> None:
     if device == "cuda":
         # address the card by UUID (or NVML index in PCI order) so CUDA and NVML mean the same GPU
         os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
@@ -32,6 +32,8 @@ def _env(slot_info: dict[str, Any], cache_dir: str, device: str) -> None:
     os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(cache_dir, "triton"))
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    if threads:  # this worker's share of the cores for inductor's compile pool (runner.with_host_threads)
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(threads))
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -68,6 +70,8 @@ def _die_with_parent() -> None:
 def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any, barrier: Any = None) -> None:
     """Entry point of a worker process. Never raises: failures go to the queue as an ``error`` event."""
     slot = int(slot_info["slot"])
+    # the runner blocks these around the spawn (pool.STOP_SIGNALS) and a spawned child inherits the mask
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # own process group: the runner can stop inductor's compile workers with it
     _die_with_parent()
@@ -93,7 +97,7 @@ def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any,
                 time.sleep(3600)
         if fault == "raise":
             raise RuntimeError("injected failure (test hook)")
-        _env(slot_info, cfg.cache_dir, cfg.device)
+        _env(slot_info, cfg.cache_dir, cfg.device, cfg.host_threads)
         result = _run(slot_info, cfg, fault, send, _synchroniser(barrier))
         send("result", result=result)
     except BaseException as exc:
@@ -141,6 +145,8 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
     else:
         device = torch.device("cpu")
         name = platform.processor() or platform.machine() or "cpu"
+        if cfg.host_threads:  # the workers share the CPU: one thread per core in each would starve them all
+            torch.set_num_threads(cfg.host_threads)
     recipe.configure_torch(cfg)
     t = time.perf_counter()
     torch.zeros(1, device=device)
@@ -150,9 +156,10 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
     for mode in cfg.timed_modes:
         send("phase", mode=mode, phase="setup")
         modes[mode] = _run_mode(recipe, torch, cfg, mode, device, fault, send, sync)
+        send("partial", modes={mode: modes[mode]})  # kept by the runner if the run is interrupted
     from dlverify.benchmarks import suites
 
-    per_gpu = suites.run_per_gpu(torch, device, cfg, send, sync)
+    per_gpu = suites.run_per_gpu(torch, device, cfg, send, sync, fault)
 
     return {
         "device": str(device),
@@ -165,6 +172,8 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
             "python": sys.version.split()[0],
         },
         "import_s": t_import,
+        "threads": {"torch": torch.get_num_threads(),
+                    "inductor_compile": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS")},
         "device_init_s": init_s,
         "wall_s": time.perf_counter() - t_start,
         "modes": modes,
@@ -197,8 +206,10 @@ def _run_mode(recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: 
             setup_s = time.perf_counter() - t
             if fault == "late":
                 time.sleep(LATE_S)
+            hang_in = fault[len("hang_"):] if fault and fault.startswith("hang_") else None
             res = recipe.measure(w, cfg, device, progress, slow_s=0.05 if fault == "slow" else 0.0,
-                                 sync=sync)
+                                 sync=sync, hang_in=hang_in,
+                                 soak_s=cfg.soak_s if mode == cfg.timed_modes[0] else None)
             res["setup_s"] = setup_s
             if batch != first_batch:
                 res["batch_reduced_from"] = first_batch

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dlverify.hwspec.lint_base import GROUP, LintOut
+from dlverify.hwspec.lint_bench import lint_bench
 from dlverify.hwspec.lint_containers import lint_docker, lint_jupyter, lint_toolkit
 from dlverify.hwspec.lint_cuda import lint_cudnn, lint_cudnn_package, lint_driver_and_cuda
 from dlverify.hwspec.lint_frameworks import lint_names, lint_tensorflow
@@ -38,6 +39,7 @@ PASSES: tuple[Callable[[LintOut], None], ...] = (
     lint_jupyter,
     lint_monitoring,
     lint_policies,
+    lint_bench,
 )
 
 __all__ = ["GROUP", "PASSES", "lint"]

@@ -190,6 +190,12 @@ class BenchSpec:
     min_infer_img_s: float | None = None
     reference_tolerance: float = 0.15  # below the per-model reference by more than this fails
     straggler_tolerance: float = 0.08  # below the node's median by more than this is a straggler
+    # --soak: one window's seconds; the most the last window may be slower than the first (drift), the most
+    # the windows may spread (coefficient of variation), the most of a window's samples under a fault reason
+    soak_window_s: float = 60.0
+    soak_max_drift: float = 0.05
+    soak_max_cv: float = 0.03
+    soak_max_event_share: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ process groups, so a signal to the parent alone is the hard case: nothing else w
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +21,12 @@ import psutil
 import pytest
 
 WORKERS = 2
+
+
+def _sigint_default() -> None:
+    """The child hears Ctrl-C even when this pytest was started with `&` by a shell without job control
+    (which starts it with SIGINT ignored, an inheritance a real terminal user never has)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _start_hung_bench(err_path: str) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
@@ -46,6 +54,7 @@ def _start_hung_bench(err_path: str) -> tuple[subprocess.Popen[str], list[psutil
             stderr=err,
             text=True,
             start_new_session=True,
+            preexec_fn=_sigint_default,
         )
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
@@ -118,6 +127,86 @@ def test_sigkill_to_the_parent_still_takes_the_workers_down(tmp_path: Path) -> N
         left = _wait_gone(kids, 10)
         assert not left, f"left behind after SIGKILL: {left}"
     finally:
+        for k in kids:
+            with contextlib.suppress(psutil.Error):
+                k.kill()
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "to_file"), [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)]
+)
+def test_a_signal_mid_run_writes_the_partial_report_in_the_normal_format(
+    sig: signal.Signals, code: int, to_file: bool, tmp_path: Path
+) -> None:
+    """cpu0 finishes its ResNet18 run, then cpu1 (--sequential) is wedged in warm-up (deaf to SIGTERM, the
+    watchdog far off).
+    The signal then ends the run: cpu0's results are judged, cpu1 is a skip saying why, nothing is left."""
+    pytest.importorskip("torch")
+    out, err_path = tmp_path / "bench.json", tmp_path / "err"
+    argv = [
+        sys.executable,
+        "-m",
+        "dlverify.cli",
+        "bench",
+        "--device",
+        "cpu",
+        "--gpus",
+        "0,1",
+        "--quiet",
+        "--sequential",
+    ]
+    argv += ["--mode", "train", "--image-size", "32", "--batch-size", "2", "--duration", "0.2"]
+    argv += ["--watchdog-slack", "600", "--format", "json"] + (["-o", str(out)] if to_file else [])
+    env = {**os.environ, "DLVERIFY_BENCH_FAULT": "hang_warmup@1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with open(err_path, "w") as err, open(tmp_path / "stdout", "w") as so:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=so,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_sigint_default,
+        )
+    parent = psutil.Process(proc.pid)
+    kids: list[psutil.Process] = []
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # cpu0 done and gone, cpu1 started: one worker seen alive
+            for k in parent.children(recursive=True):
+                if k not in kids:
+                    kids.append(k)
+                    if "multiprocessing" in _cmd(k) and "resource_tracker" not in _cmd(k):
+                        workers.append(k)
+            if len(workers) == 2 and len(_alive(workers)) == 1:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"cpu0 did not finish: {err_path.read_text()[-2000:]}")
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        err = err_path.read_text()
+        assert proc.returncode == code, err
+        assert "Traceback" not in err and f"interrupted by {sig.name}" in err
+        doc = json.loads(out.read_text() if to_file else (tmp_path / "stdout").read_text())
+        record = doc["meta"]["bench"]
+        assert record["schema"] == "dlverify.bench.run/1"
+        assert record["interrupted"]["signal"] == sig.name
+        done, cut = record["workers"]
+        assert done["status"] == "ok" and done["result"]["modes"]["train"]["img_s"] > 0
+        assert cut["status"] == "interrupted" and cut["failure"]["kind"] == "interrupted"
+        by = {(r["group"], r["id"]): r for r in doc["results"]}
+        assert by[("cpu0", "bench.worker")]["status"] == "pass"
+        assert by[("cpu0", "bench.train.correctness")]["status"] == "pass"
+        skipped = by[("cpu1", "bench.worker")]
+        assert skipped["status"] == "skip" and re.search(
+            rf"interrupted by {sig.name} after \d+ s", str(skipped)
+        )
+        assert not _wait_gone(kids, 10), "left behind"
+    finally:
+        proc.kill()
         for k in kids:
             with contextlib.suppress(psutil.Error):
                 k.kill()

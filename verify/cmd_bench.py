@@ -1,14 +1,17 @@
 """`dlverify bench`: ResNet18 training and inference on every GPU at once, with telemetry and judgement.
 
 Wiring only: the benchmark lives in :mod:`dlverify.benchmarks` (runner, worker, recipe, sampler, judge).
-Exit codes as `dlverify check`: 0 no failure, 1 a failure, 2 bad usage / bad input / no GPU.
+Exit codes as `dlverify check`: 0 no failure, 1 a failure, 2 bad usage / bad input / no GPU; 130/143/129
+after Ctrl-C/SIGTERM/SIGHUP, once the partial report is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -102,7 +105,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=600.0,
         metavar="S",
-        help="seconds per worker before it is killed and reported as hung (default 600)",
+        help="seconds per worker's whole life before it is killed and reported as hung (default 600)",
+    )
+    p.add_argument(
+        "--watchdog-slack",
+        type=float,
+        metavar="S",
+        help="seconds each phase may run beyond the limit derived from its settings before its worker is "
+        "killed as hung (default 60; 10 on cpu)",
+    )
+    p.add_argument(
+        "--soak",
+        metavar="DURATION",
+        help="after the timed windows, keep the first mode's load going this long (600, 90s, 10m, 1h) and "
+        "judge its stability per window (spec: bench.soak_*)",
     )
     p.add_argument("--spec", metavar="SPEC", help="hwspec.yaml: bench floors and tolerances")
     p.add_argument(
@@ -133,6 +149,7 @@ def _err(msg: str) -> int:
 
 def _config(args: argparse.Namespace) -> Any:
     from dlverify.benchmarks.config import MODES, BenchConfig, parse_suites
+    from dlverify.benchmarks.soak import parse_duration
 
     return BenchConfig(
         device=args.device,
@@ -149,6 +166,8 @@ def _config(args: argparse.Namespace) -> Any:
         compile_mode_train=args.train_compile_mode,
         freezing=args.freezing,
         telemetry=args.telemetry,
+        watchdog_slack_s=args.watchdog_slack,
+        soak_s=parse_duration(args.soak) if args.soak else None,
     )
 
 
@@ -175,6 +194,15 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--image-size must be >= 32 (ResNet18 downsamples 32x)"
     if args.timeout <= 0:
         return "--timeout must be > 0 seconds"
+    if args.watchdog_slack is not None and args.watchdog_slack < 0:
+        return "--watchdog-slack must be >= 0 seconds"
+    if args.soak is not None:
+        from dlverify.benchmarks.soak import parse_duration
+
+        try:
+            parse_duration(args.soak)
+        except ValueError as exc:
+            return str(exc)
     from dlverify.benchmarks.config import parse_suites
 
     try:
@@ -202,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
         bench_spec = spec.bench
         allowed = spec.checks.allowed_clock_event_reasons
 
+    interrupted = 0
     if args.replay:
         try:
             record = _load_record(args.replay)
@@ -209,6 +238,8 @@ def _run(args: argparse.Namespace) -> int:
             return _err(f"cannot replay: {exc}")
     else:
         cfg = _config(args)
+        if cfg.soak_s and args.spec and "bench.soak_window_s" in spec.locations:
+            cfg = dataclasses.replace(cfg, soak_window_s=spec.bench.soak_window_s)
         try:
             if cfg.device == "cuda":
                 slots = runner.discover_gpus(args.gpus)
@@ -230,9 +261,12 @@ def _run(args: argparse.Namespace) -> int:
         with ProgressView(
             slots, res.timed_modes, float(res.duration_s or 0), enabled=False if args.quiet else None
         ) as view:
-            record = runner.run_bench(
-                slots, cfg, sequential=args.sequential, timeout_s=args.timeout, on_event=view
-            )
+            try:
+                record = runner.run_bench(
+                    slots, cfg, sequential=args.sequential, timeout_s=args.timeout, on_event=view
+                )
+            except runner.Interrupted as exc:  # every worker is stopped: report what finished
+                record, interrupted = exc.record, exc.signum
 
     try:
         references = judge_mod.load_references()
@@ -242,6 +276,11 @@ def _run(args: argparse.Namespace) -> int:
     text = _render(results, record, args.format)
     if not write_output(text, args.output):
         return EXIT_USAGE
+    if interrupted:
+        where = args.output or "stdout"
+        print(f"dlverify: interrupted by {signal.Signals(interrupted).name}: partial report on {where}",
+              file=sys.stderr)
+        return 128 + interrupted
     return exit_code(results)
 
 
