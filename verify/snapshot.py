@@ -11,6 +11,7 @@ import concurrent.futures
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -98,6 +99,7 @@ def take(
     """Probe this machine. ``spec`` (optional) says where the Python env is and which tools to ask."""
     from dlverify.probes.gpu import probe_nvml
     from dlverify.probes.host import probe_host
+    from dlverify.probes.services import probe_services
     from dlverify.probes.software import probe_software
 
     areas = set(only)
@@ -121,7 +123,10 @@ def take(
             software = pool.submit(
                 _guarded,
                 "software",
-                lambda: probe_software(root, interpreter=interp, tools=tools, env=env),
+                lambda: {
+                    **probe_software(root, interpreter=interp, tools=tools, env=env),
+                    **({"services": probe_services(spec, root)} if spec is not None else {}),
+                },
                 timings,
             )
         snap["nvml"] = _guarded("nvml", probe_nvml, timings) if "gpu" in areas else not_probed
@@ -238,7 +243,25 @@ FIELDS: dict[str, str] = {
     **{f"software.cuda_toolkit.nvcc.{k}": _STR for k in ("path", "release", "build", "version")},
     "software.cudnn": _OBJ,
     "software.tools": _OBJ,
+    "software.services": _OBJ,
+    "software.services.docker": _OBJ,
+    "software.services.docker.active": _STR,
+    "software.services.docker.runtimes": _OBJ,
+    "software.services.docker.runtimes.*": _STR,
+    "software.services.docker.cdi": _LIST,
+    "software.services.docker.cdi[]": _STR,
+    "software.services.jupyter": _OBJ,
+    "software.services.jupyter.version": _STR,
+    "software.services.jupyter.units": _OBJ,
+    "software.services.jupyter.units.*": _OBJ,
+    "software.services.jupyter.units.*.active": _STR,
+    "software.services.jupyter.units.*.port": _NUM,
+    "software.services.jupyter.units.*.listen": _LIST,
+    "software.services.jupyter.units.*.listen[]": _STR,
+    "software.services.jupyter.units.*.anon_status": _NUM,
 }
+# keys that are names (a runtime, a user): their segment reads as * in FIELDS
+_NAMED = re.compile(r"^(software\.services\.(?:docker\.runtimes|jupyter\.units))\.[^.\[]+")
 
 
 class _NonFinite:
@@ -286,7 +309,7 @@ def _check_fields(doc: dict[str, Any], source: str) -> None:
                 raise SnapshotError(f"{source}: {path}: the reason it is unavailable must be a string, "
                                     f"got {_shape(v['unavailable'])}")
             continue
-        kind = FIELDS.get(pattern)
+        kind = FIELDS.get(_NAMED.sub(r"\1.*", pattern))
         if pattern.startswith("software.cuda_toolkit.installs."):
             kind = _STR  # install path -> version
         if kind is not None and v is not None and not _type_ok(kind, v):
