@@ -120,6 +120,7 @@ USER_PLAYBOOK = f"""---
     - role: {FQCN}.nvidia_driver
     - role: {FQCN}.cuda
     - role: {FQCN}.cudnn
+    - role: {FQCN}.containers
     - role: {FQCN}.miniconda
     - role: {FQCN}.pytorch_env
     - role: {FQCN}.monitoring

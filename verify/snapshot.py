@@ -98,6 +98,7 @@ def take(
     """Probe this machine. ``spec`` (optional) says where the Python env is and which tools to ask."""
     from dlverify.probes.gpu import probe_nvml
     from dlverify.probes.host import probe_host
+    from dlverify.probes.services import probe_services
     from dlverify.probes.software import probe_software
 
     areas = set(only)
@@ -121,7 +122,10 @@ def take(
             software = pool.submit(
                 _guarded,
                 "software",
-                lambda: probe_software(root, interpreter=interp, tools=tools, env=env),
+                lambda: {
+                    **probe_software(root, interpreter=interp, tools=tools, env=env),
+                    **({"services": probe_services(spec, root)} if spec is not None else {}),
+                },
                 timings,
             )
         snap["nvml"] = _guarded("nvml", probe_nvml, timings) if "gpu" in areas else not_probed
@@ -238,6 +242,22 @@ FIELDS: dict[str, str] = {
     **{f"software.cuda_toolkit.nvcc.{k}": _STR for k in ("path", "release", "build", "version")},
     "software.cudnn": _OBJ,
     "software.tools": _OBJ,
+    "software.services": _OBJ,
+    "software.services.docker": _OBJ,
+    "software.services.docker.active": _STR,
+    "software.services.docker.runtimes": _OBJ,
+    "software.services.docker.runtimes.*": _STR,
+    "software.services.docker.cdi": _LIST,
+    "software.services.docker.cdi[]": _STR,
+    "software.services.jupyter": _OBJ,
+    "software.services.jupyter.version": _STR,
+    "software.services.jupyter.units": _OBJ,
+    "software.services.jupyter.units.*": _OBJ,
+    "software.services.jupyter.units.*.active": _STR,
+    "software.services.jupyter.units.*.port": _NUM,
+    "software.services.jupyter.units.*.listen": _LIST,
+    "software.services.jupyter.units.*.listen[]": _STR,
+    "software.services.jupyter.units.*.anon_status": _NUM,
 }
 
 
@@ -290,7 +310,11 @@ def _field_tree() -> _Node:
         node = root
         for part in pattern.split("."):
             name = part.rstrip("[]")
-            node = node.children.setdefault(name, _Node())
+            if name == "*":  # a key that is a name (a runtime, a user): every key of the object
+                node.any = node.any or _Node()
+                node = node.any
+            else:
+                node = node.children.setdefault(name, _Node())
             for _ in range((len(part) - len(name)) // 2):
                 node.item = node.item or _Node()
                 node = node.item

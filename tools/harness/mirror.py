@@ -8,6 +8,8 @@ NVIDIA's and Anaconda's servers are unreachable where the roles are tested, so t
   ``/cuda/repos/{ubuntu2204,debian12}/x86_64/``, signed with a key generated at build time, holding
   stand-in packages with NVIDIA's names and versions. Each says "STAND-IN" in its description and
   carries NVIDIA's real user-space files where PyPI ships them (ptxas, libcudart, libcudnn, headers);
+* NVIDIA's libnvidia-container repository (the Container Toolkit) at
+  ``/libnvidia-container/stable/deb/amd64/``, stand-ins from ``mirror_containers.py``;
 * a stand-in Miniconda installer with its sha256 at ``/miniconda/``;
 * optionally a PEP 503 pip index at ``/pypi/simple/`` of wheels put in ``$CACHE/mirror/pip-wheels``.
 
@@ -43,6 +45,9 @@ from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling stand-in modules (mirror_containers.py)
+import mirror_containers  # noqa: E402
+
 STANDINS = HERE / "standins"
 DISTROS = ("ubuntu2204", "debian12")
 DRIVER_UPSTREAM = "535.54.03"
@@ -908,7 +913,8 @@ def write_pip_index(wheel_dir: Path, index_dir: Path) -> int:
 
 def inputs_hash(wheels: dict[str, Path]) -> str:
     digest = hashlib.sha256()
-    for path in [Path(__file__).resolve(), CUDNN_DATA, *sorted(STANDINS.iterdir())]:
+    sources = [Path(__file__).resolve(), CUDNN_DATA, Path(mirror_containers.__file__)]
+    for path in [*sources, *sorted(STANDINS.iterdir())]:
         digest.update(path.name.encode() + path.read_bytes())
     for key in sorted(wheels):
         digest.update(wheels[key].name.encode())
@@ -968,6 +974,10 @@ def build(force: bool) -> int:
         grafana_repo = staging / "grafana" / "deb"
         build_deb(grafana_spec(), grafana_repo)
         write_flat_repo(grafana_repo, gpg, origin=GRAFANA_ORIGIN)
+        toolkit_repo = staging / mirror_containers.TOOLKIT_REPO_PATH
+        for spec in mirror_containers.toolkit_specs(DebSpec):
+            build_deb(spec, toolkit_repo)
+        write_flat_repo(toolkit_repo, gpg, origin=mirror_containers.TOOLKIT_ORIGIN)
 
         harness_repo = staging / "harness"
         for spec in harness_test_specs():
@@ -1157,6 +1167,8 @@ def env_lines() -> list[str]:
         # Not in the roles' contract: a signed flat repo of dlv-* test packages (1.0 and 2.0) for
         # tests of upgrade policy, same key as the CUDA repo.
         "DLV_MIRROR_HARNESS_REPO": f"{base}/harness/",
+        # NVIDIA's libnvidia-container repository (the Container Toolkit), as the containers role names it
+        "DLV_MIRROR_TOOLKIT_REPO": f"{base}/libnvidia-container/stable/deb/$(ARCH)",
         # Not in the roles' contract: Ubuntu's archive as a real jammy host sees it (transitional *-535).
         "DLV_MIRROR_UBUNTU_ARCHIVE": f"{base}/ubuntu-archive/",
     }

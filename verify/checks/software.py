@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlverify.checks.common import Json, get, missing, version_matches
+from dlverify.checks.services import check_services
 from dlverify.hwspec.compat import vkey
 from dlverify.hwspec.model import Spec
 from dlverify.results import CheckResult, Recorder
@@ -244,4 +245,5 @@ def check_software(spec: Spec, snap: Json) -> list[CheckResult]:
     _cudnn(spec, sw, env, j)
     _env(spec, snap, env, j)
     _tools(spec, sw, j)
+    check_services(spec, sw, j)
     return j.results
