@@ -33,8 +33,29 @@ def test_every_default_is_documented_with_its_value(role: Path):
     assert [n for n in (*defaults, *options) if not n.startswith(prefix)] == []
 
 
+# Roles whose installed-state assertions live once, in molecule/site/verify-<role>.yml, run by molecule/site and
+# molecule/site-jammy and by the role's own scenario (which only adds version moves) (README "Tests": CI budget).
+FOLDED_INTO_SITE = {"cuda", "cudnn"}
+
+
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
 def test_every_role_has_a_molecule_scenario(role: Path):
+    if role.name in FOLDED_INTO_SITE:
+        verify = REPO / "molecule" / "site" / f"verify-{role.name}.yml"
+        assert verify.is_file(), "a role folded into site keeps its assertions"
+        assert "ansible.builtin.assert" in verify.read_text()
+        imports = [
+            p.get("ansible.builtin.import_playbook")
+            for p in yaml.safe_load((REPO / "molecule" / "site" / "verify.yml").read_text())
+        ]
+        assert verify.name in imports, "site's verify.yml must run the folded role's assertions"
+        stages = (REPO / "playbooks").glob("*.yml")
+        assert any(f"role: {role.name}\n" in p.read_text() for p in stages), "site.yml must converge it"
+        own = role / "molecule" / "default" / "verify.yml"
+        if own.exists():  # a scenario of its own (version moves) runs the same assertions, not a copy
+            imported = [p.get("ansible.builtin.import_playbook") for p in yaml.safe_load(own.read_text())]
+            assert imported == [f"../../../../molecule/site/{verify.name}"], imported
+        return
     scenario = role / "molecule" / "default"
     assert (scenario / "molecule.yml").is_file()
     assert (scenario / "converge.yml").is_file()
@@ -319,12 +340,19 @@ def test_every_condition_is_a_string_not_a_mapping():
     """A plain YAML scalar holding ': ' (`search('^Signed-By: /etc')`) parses as a mapping, and Ansible fails
     the task at run time with "Conditional expressions must be strings" (it did, in the monitoring verify,
     in CI). Caught here, before a test host runs."""
-    files = [*REPO.glob("roles/**/*.yml"), *REPO.glob("molecule/**/*.yml"), *REPO.glob("playbooks/**/*.yml"),
-             REPO / "site.yml"]
+    files = [
+        *REPO.glob("roles/**/*.yml"),
+        *REPO.glob("molecule/**/*.yml"),
+        *REPO.glob("playbooks/**/*.yml"),
+        REPO / "site.yml",
+    ]
     bad = []
     for f in files:
         doc = yaml.safe_load(f.read_text())
-        bad += [f"{f.relative_to(REPO)}{where}: {item!r}" for where, item in _conditions(doc)
-                if not isinstance(item, (str, bool))]
+        bad += [
+            f"{f.relative_to(REPO)}{where}: {item!r}"
+            for where, item in _conditions(doc)
+            if not isinstance(item, (str, bool))
+        ]
     assert len(files) > 100
     assert bad == [], bad

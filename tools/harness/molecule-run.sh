@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run Molecule scenarios on real systemd test hosts (podman), with the offline signed mirror up.
 #
-# Usage: tools/harness/molecule-run.sh [-j N] [--keep] [--list] [ROLE | ROLE/SCENARIO | SCENARIO ...]
+# Usage: tools/harness/molecule-run.sh [-j N] [--keep] [--list | --dry-run] [ROLE | ROLE/SCENARIO | SCENARIO ...]
 #   no argument      every scenario: roles/*/molecule/*/ and molecule/*/
 #   ROLE             every scenario of roles/ROLE/molecule/
 #   ROLE/SCENARIO    roles/ROLE/molecule/SCENARIO
@@ -9,10 +9,18 @@
 #   -j N             run N scenarios side by side (default 1: sequential; output then goes to the logs only)
 #   --keep           leave the test hosts running after a scenario (molecule test --destroy=never)
 #   --list           print the scenarios that would run, and exit
-# First sets up what the host needs (podman runc debootstrap zstd dpkg-dev gnupg openssh-client,
+#   --dry-run        as --list, with each scenario's test-host image, after probing Ubuntu's archive (no root needed)
+# Platforms: a scenario named `jammy` or `*-jammy` (molecule/site-jammy) runs on an Ubuntu 22.04 host built from
+# Ubuntu's archive; every other one on Debian 12. Ubuntu's archive is not promised: when it does not answer
+# (DLV_UBUNTU_MIRROR/dists/jammy/Release, DLV_UBUNTU_PROBE_TIMEOUT seconds), the jammy scenarios are left out with
+# the banner "UBUNTU ARCHIVE UNREACHABLE: the jammy scenario did not run" (at the start and in the summary), the
+# rest run, and the exit code is theirs.
+# First sets up what the host needs (podman runc debootstrap zstd dpkg-dev gnupg openssh-client curl,
 # /etc/containers/containers.conf), builds the test-host image once (cached), builds and serves the mirror.
 # Env: DLV_HARNESS_CACHE (default /var/cache/dlv-harness), DLV_MIRROR_PORT (8765), DLV_VENV (.venv),
-#      DLV_IMAGE (localhost/dlv-bookworm-systemd), DLV_DEBIAN_MIRROR (http://deb.debian.org/debian).
+#      DLV_IMAGE (localhost/dlv-bookworm-systemd), DLV_DEBIAN_MIRROR (http://deb.debian.org/debian),
+#      DLV_JAMMY_IMAGE (localhost/dlv-jammy-systemd), DLV_UBUNTU_MIRROR (http://archive.ubuntu.com/ubuntu),
+#      DLV_UBUNTU_PROBE_TIMEOUT (10).
 # Exit: 0 all scenarios passed, 1 a scenario failed, 2 usage error or the host cannot run the harness.
 set -uo pipefail
 
@@ -25,6 +33,9 @@ export DLV_HARNESS_CACHE=$CACHE DLV_REPO_ROOT=$REPO_ROOT
 # The test-host image build-image.sh makes and .config/molecule/config.yml runs.
 export DLV_TEST_IMAGE=${DLV_IMAGE:-localhost/dlv-bookworm-systemd}
 export DLV_IMAGE=$DLV_TEST_IMAGE
+export DLV_JAMMY_IMAGE=${DLV_JAMMY_IMAGE:-localhost/dlv-jammy-systemd}
+UBUNTU_MIRROR=${DLV_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
+UNREACHABLE_BANNER="UBUNTU ARCHIVE UNREACHABLE: the jammy scenario did not run"
 # Plain logs when not on a terminal (CI, tee to a log file).
 [ -t 1 ] || export NO_COLOR=1 ANSIBLE_NOCOLOR=1
 
@@ -32,12 +43,13 @@ rel() { [ "$1" = "$REPO_ROOT" ] && echo . || echo "${1#"$REPO_ROOT"/}"; }
 say() { printf 'molecule-run: %s\n' "$*"; }
 die() { printf 'molecule-run: ERROR: %s\n' "$*" >&2; exit 2; }
 
-jobs=1 keep=0 list=0 targets=() given="$*"
+jobs=1 keep=0 list=0 dry_run=0 targets=() given="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
     -j|--jobs) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || die "-j needs a positive number"; jobs=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --list) list=1; shift ;;
+    --dry-run) dry_run=1; shift ;;
     -h|--help) sed -n '2,/^set -uo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     -*) die "unknown option '$1' (try --help)" ;;
     *) targets+=("$1"); shift ;;
@@ -89,11 +101,42 @@ if [ "$list" = 1 ]; then
   exit 0
 fi
 
+# --- platforms: Debian 12 for all but the jammy scenarios, which need Ubuntu's archive ---------------
+is_jammy() { [ "$1" = jammy ] || [[ "$1" == *-jammy ]]; }
+image_of() { if is_jammy "$1"; then echo "$DLV_JAMMY_IMAGE"; else echo "$DLV_TEST_IMAGE"; fi; }
+banner() {
+  local line; line=$(printf '%*s' $(( ${#UNREACHABLE_BANNER} + 8 )) '' | tr ' ' '!')
+  printf '%s\n!!! %s !!!\n%s\n' "$line" "$UNREACHABLE_BANNER" "$line"
+}
+want_jammy=0 unreachable=0 skipped=() kept=()
+for s in "${scenarios[@]}"; do IFS='|' read -r _ _ name <<<"$s"; is_jammy "$name" && want_jammy=1; done
+if [ "$want_jammy" = 1 ]; then
+  probe_url=$UBUNTU_MIRROR/dists/jammy/Release probe_err=$(mktemp)
+  if ! curl -fsS -o /dev/null -I --max-time "${DLV_UBUNTU_PROBE_TIMEOUT:-10}" "$probe_url" 2>"$probe_err"; then
+    unreachable=1
+    banner
+    say "$probe_url did not answer ($(head -c 200 "$probe_err")); running the other scenarios"
+    for s in "${scenarios[@]}"; do
+      IFS='|' read -r id _ name <<<"$s"
+      if is_jammy "$name"; then skipped+=("$id"); else kept+=("$s"); fi
+    done
+    scenarios=("${kept[@]}")
+  fi
+  rm -f "$probe_err"
+fi
+if [ "$dry_run" = 1 ]; then
+  for s in "${scenarios[@]}"; do IFS='|' read -r id dir name <<<"$s"; echo "$id  $(rel "$dir")  $name  $(image_of "$name")"; done
+  for id in "${skipped[@]}"; do echo "$id  SKIPPED: Ubuntu's archive did not answer"; done
+  [ "$unreachable" = 1 ] && banner
+  exit 0
+fi
+[ ${#scenarios[@]} -gt 0 ] || { say "no scenario left to run"; exit 0; }
+
 # --- host requirements --------------------------------------------------------------------------
 [ "$(uname -s)" = Linux ] || die "the harness needs Linux (podman with systemd test hosts)"
 [ "$(id -u)" = 0 ] || die "must run as root: rootful podman (systemd test hosts) and debootstrap. Try: sudo $0 $given"
 declare -A tool_pkg=([podman]=podman [runc]=runc [debootstrap]=debootstrap [zstd]=zstd
-                     [dpkg-scanpackages]=dpkg-dev [dpkg-deb]=dpkg [gpg]=gnupg [ssh]=openssh-client)
+                     [dpkg-scanpackages]=dpkg-dev [dpkg-deb]=dpkg [gpg]=gnupg [ssh]=openssh-client [curl]=curl)
 mkdir -p "$CACHE/logs" || die "cannot create the cache dir $CACHE (set DLV_HARNESS_CACHE)"
 missing=()
 for tool in "${!tool_pkg[@]}"; do command -v "$tool" >/dev/null || missing+=("${tool_pkg[$tool]}"); done
@@ -134,7 +177,12 @@ command -v molecule >/dev/null || die "molecule is not installed in $VENV: pip i
 t_setup=$(date +%s)
 
 # --- image and mirror ---------------------------------------------------------------------------
-"$HARNESS/build-image.sh" || die "building the test-host image failed"
+need_bookworm=0
+for s in "${scenarios[@]}"; do IFS='|' read -r _ _ name <<<"$s"; is_jammy "$name" || need_bookworm=1; done
+[ "$need_bookworm" = 0 ] || "$HARNESS/build-image.sh" || die "building the test-host image failed"
+if [ "$want_jammy" = 1 ] && [ "$unreachable" = 0 ]; then
+  "$HARNESS/build-image.sh" --platform jammy || die "building the jammy test-host image failed"
+fi
 t_image=$(date +%s)
 
 python3 "$HARNESS/mirror.py" build || die "building the offline mirror failed"
@@ -151,7 +199,7 @@ declare -A result seconds
 run_one() {  # $1 id, $2 project dir, $3 scenario, $4 log
   local id=$1 dir=$2 name=$3 log=$4 args=(test -s "$3")
   [ "$keep" = 1 ] && args+=(--destroy=never)
-  (cd "$dir" && DLV_SCENARIO_ID=$id molecule --base-config "$BASE_CONFIG" "${args[@]}") >"$log" 2>&1
+  (cd "$dir" && DLV_SCENARIO_ID=$id DLV_TEST_IMAGE=$(image_of "$name") molecule --base-config "$BASE_CONFIG" "${args[@]}") >"$log" 2>&1
 }
 
 start_all=$(date +%s)
@@ -162,7 +210,7 @@ if [ "$jobs" = 1 ]; then
     say "=== $id: molecule test ($(rel "$dir"), scenario $name), log $log"
     t0=$(date +%s)
     args=(test -s "$name"); [ "$keep" = 1 ] && args+=(--destroy=never)
-    (cd "$dir" && DLV_SCENARIO_ID=$id molecule --base-config "$BASE_CONFIG" "${args[@]}") 2>&1 | tee "$log"
+    (cd "$dir" && DLV_SCENARIO_ID=$id DLV_TEST_IMAGE=$(image_of "$name") molecule --base-config "$BASE_CONFIG" "${args[@]}") 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     seconds[$id]=$(( $(date +%s) - t0 )); result[$id]=$([ "$rc" = 0 ] && echo PASS || echo "FAIL(rc=$rc)")
   done
@@ -195,6 +243,8 @@ for s in "${scenarios[@]}"; do
 done
 printf '%-28s %-12s %8s\n' "(image + mirror setup)" "" "$((t_mirror - t_setup))"
 printf '%-28s %-12s %8s\n' "(all scenarios)" "" "$(( $(date +%s) - start_all ))"
+for id in "${skipped[@]}"; do printf '%-28s %-12s\n' "$id" "SKIPPED"; done
+[ "$unreachable" = 1 ] && banner
 if [ "$failed" -gt 0 ]; then
   if [ "$jobs" != 1 ]; then  # side by side, the output went to the logs only: show where each failed
     for s in "${scenarios[@]}"; do

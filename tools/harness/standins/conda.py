@@ -8,7 +8,7 @@ same JSON shapes, and makes "environments" as venvs of the host's python3:
   conda --version                      stdout like conda's; stderr says this is a stand-in
   conda info --json | --envs           conda_version, root_prefix, envs, envs_dirs, python_version, ...
   conda env list --json                {"envs": [...]}
-  conda create -y -n NAME|-p PATH python=X.Y [pip]   a venv (warns when X.Y is not the host's python)
+  conda create -y -n NAME|-p PATH python=X.Y [pip]   a venv of the host's pythonX.Y (else python3, warned)
   conda run -n NAME|-p PATH CMD...     CMD with the env's bin first on PATH
   conda list -n NAME|-p PATH [--json]  the env's pip packages
   conda env remove -n NAME|-p PATH, conda remove --all -n NAME|-p PATH
@@ -123,17 +123,29 @@ def parse_specs(specs: list[str]) -> tuple[str | None, list[str]]:
 
 def make_env(target: Path, python: str | None) -> int:
     wanted = (python or HOST_PY).rstrip(".*")
+    interpreter = sys.executable
     if not (wanted == HOST_PY or wanted.startswith(HOST_PY + ".") or HOST_PY.startswith(wanted + ".")):
-        print(
-            f"WARNING (stand-in conda): python={python} asked for, the host's python {HOST_PY} is used",
-            file=sys.stderr,
+        # Like conda, give the env the Python asked for where the host has it (Ubuntu 22.04: python3.11).
+        minor = ".".join(wanted.split(".")[:2])
+        found = shutil.which(f"python{minor}")
+        # a shim (pyenv) may be on PATH without that version behind it: take only one that runs and has venv
+        works = (
+            found
+            and subprocess.run([found, "-c", "import venv"], capture_output=True, check=False).returncode == 0
         )
+        if found and works:
+            interpreter = found
+        else:
+            print(
+                f"WARNING (stand-in conda): python={python} asked for, the host's python {HOST_PY} is used",
+                file=sys.stderr,
+            )
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "venv", str(target)], check=False)
+    done = subprocess.run([interpreter, "-m", "venv", str(target)], check=False)
     if done.returncode != 0:
-        return fail(f"could not create {target} (python3 -m venv failed)")
+        return fail(f"could not create {target} ({interpreter} -m venv failed)")
     (target / "conda-meta").mkdir(exist_ok=True)
     (target / "conda-meta" / "history").write_text(f"# {STAND_IN}\n# python={python or HOST_PY}\n")
     print(f"# environment created at {target} ({STAND_IN})")
@@ -233,10 +245,17 @@ def cmd_list(args: list[str]) -> int:
         }
         for p in json.loads(out.stdout or "[]")
     ]
+    version = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     pkgs.append(
         {
             "name": "python",
-            "version": platform.python_version(),
+            "version": version
+            or platform.python_version(),  # the env's own Python, which may not be the base's
             "channel": "stand-in",
             "platform": "linux-64",
             "build_string": "host",
