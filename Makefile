@@ -29,6 +29,7 @@ test-venv: $(BIN)/python
 
 lint: test-venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python tools/typecheck.py
 	PATH="$(abspath $(BIN)):$$PATH" tools/harness/lint.sh
 

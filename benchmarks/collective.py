@@ -50,8 +50,16 @@ def sizes(min_bytes: int, max_bytes: int) -> list[int]:
     return [*out, max_bytes]
 
 
-def _rank_main(rank: int, world: int, backend: str, init: str, cfg_dict: dict[str, Any],
-               visible: str | None, q: Any, timeout_s: float) -> None:
+def _rank_main(
+    rank: int,
+    world: int,
+    backend: str,
+    init: str,
+    cfg_dict: dict[str, Any],
+    visible: str | None,
+    q: Any,
+    timeout_s: float,
+) -> None:
     from dlverify.benchmarks.worker import _die_with_parent
 
     with contextlib.suppress(OSError):
@@ -72,8 +80,9 @@ def _rank_main(rank: int, world: int, backend: str, init: str, cfg_dict: dict[st
             torch.cuda.set_device(device)
         else:
             device = torch.device("cpu")
-        dist.init_process_group(backend, init_method=init, rank=rank, world_size=world,
-                                timeout=_dt.timedelta(seconds=timeout_s))
+        dist.init_process_group(
+            backend, init_method=init, rank=rank, world_size=world, timeout=_dt.timedelta(seconds=timeout_s)
+        )
         out: dict[str, Any] = {}
         if "allreduce" in cfg.suites:
             for op in OPS:
@@ -85,8 +94,14 @@ def _rank_main(rank: int, world: int, backend: str, init: str, cfg_dict: dict[st
         dist.barrier()
         dist.destroy_process_group()
     except BaseException as exc:
-        q.put({"rank": rank, "event": "error", "error": f"{type(exc).__name__}: {exc}"[:2000],
-               "traceback": traceback.format_exc()[-4000:]})
+        q.put(
+            {
+                "rank": rank,
+                "event": "error",
+                "error": f"{type(exc).__name__}: {exc}"[:2000],
+                "traceback": traceback.format_exc()[-4000:],
+            }
+        )
     finally:
         with contextlib.suppress(Exception):
             q.close()
@@ -123,6 +138,7 @@ def _sweep(torch: Any, dist: Any, device: Any, op: str, n: int, cfg: Any) -> dic
                 dist.all_reduce(buf)  # noqa: B023 (run is called in this iteration only)
             else:
                 dist.all_gather_into_tensor(whole, part)  # noqa: B023
+
         for _ in range(3):
             run()
         _sync(torch, device)
@@ -140,9 +156,14 @@ def _sweep(torch: Any, dist: Any, device: Any, op: str, n: int, cfg: Any) -> dic
             if got != [float(r) for r in range(n)]:
                 raise RuntimeError(f"all_gather returned {got[:8]} for ranks 0..{n - 1}")
     best = max(r["busbw_gb_s"] for r in rows)
-    return {"busbw_gb_s": best, "sizes": rows, "dtype": str(dtype).split(".")[-1], "iters": iters,
-            "plateau": rows[-1]["busbw_gb_s"] >= 0.95 * best,
-            "definition": f"busbw = algbw x {'2(n-1)/n' if op == 'allreduce' else '(n-1)/n'} (nccl-tests)"}
+    return {
+        "busbw_gb_s": best,
+        "sizes": rows,
+        "dtype": str(dtype).split(".")[-1],
+        "iters": iters,
+        "plateau": rows[-1]["busbw_gb_s"] >= 0.95 * best,
+        "definition": f"busbw = algbw x {'2(n-1)/n' if op == 'allreduce' else '(n-1)/n'} (nccl-tests)",
+    }
 
 
 def _p2p(torch: Any, dist: Any, device: Any, n: int, cfg: Any) -> dict[str, Any]:
@@ -172,8 +193,12 @@ def _p2p(torch: Any, dist: Any, device: Any, n: int, cfg: Any) -> dict[str, Any]
                 mat[src * n + dst] = count * 4 * iters / (time.perf_counter() - t) / GB
     dist.all_reduce(mat)
     rows = mat.view(n, n).cpu().tolist()
-    return {"gb_s": rows, "bytes": count * 4, "iters": iters,
-            "method": "torch.distributed send/recv, one pair at a time, timed by the receiver"}
+    return {
+        "gb_s": rows,
+        "bytes": count * 4,
+        "iters": iters,
+        "method": "torch.distributed send/recv, one pair at a time, timed by the receiver",
+    }
 
 
 def run_collectives(slots: Sequence[Any], cfg: Any, timeout_s: float = 600.0) -> dict[str, Any]:
@@ -183,7 +208,7 @@ def run_collectives(slots: Sequence[Any], cfg: Any, timeout_s: float = 600.0) ->
     if len(slots) < 2:
         return base | {"skipped": "one GPU: no collective or peer-to-peer link to measure"}
     backend = "nccl" if cfg.device == "cuda" else "gloo"
-    visible = (",".join(str(s.uuid or s.index) for s in slots) if cfg.device == "cuda" else None)
+    visible = ",".join(str(s.uuid or s.index) for s in slots) if cfg.device == "cuda" else None
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = []
@@ -192,8 +217,11 @@ def run_collectives(slots: Sequence[Any], cfg: Any, timeout_s: float = 600.0) ->
         init = "file://" + os.path.join(tmp, "store")
         try:
             for r in range(len(slots)):
-                p = ctx.Process(target=_rank_main, name=f"dlverify-bench-coll{r}",
-                                args=(r, len(slots), backend, init, cfg.to_dict(), visible, q, timeout_s))
+                p = ctx.Process(
+                    target=_rank_main,
+                    name=f"dlverify-bench-coll{r}",
+                    args=(r, len(slots), backend, init, cfg.to_dict(), visible, q, timeout_s),
+                )
                 p.start()
                 procs.append(p)
             result: dict[str, Any] | None = None
@@ -210,8 +238,10 @@ def run_collectives(slots: Sequence[Any], cfg: Any, timeout_s: float = 600.0) ->
                         with contextlib.suppress(_queue.Empty):
                             msg = q.get(timeout=0.5)
                             error = msg if msg.get("event") == "error" else None
-                        error = error or {"error": "a rank died without a word: exit codes "
-                                          + str([p.exitcode for p in procs])}
+                        error = error or {
+                            "error": "a rank died without a word: exit codes "
+                            + str([p.exitcode for p in procs])
+                        }
                     continue
                 if msg.get("event") == "result":
                     result = msg["result"]

@@ -61,8 +61,11 @@ def _judge_node_state(r: Recorder, state: Any, worker: dict[str, Any]) -> None:
     if isinstance(others, str):
         free.skip(others)
     elif others:
-        free.warn(", ".join(others), "none", "busy before the run, so its numbers are not its own: "
-                  + ", ".join(others))
+        free.warn(
+            ", ".join(others),
+            "none",
+            "busy before the run, so its numbers are not its own: " + ", ".join(others),
+        )
     else:
         free.ok("none", "none", "no other compute process on the GPU before the run")
     got = node_state.moved(state["before"], state["after"], worker["uuid"])

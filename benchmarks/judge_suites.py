@@ -58,8 +58,18 @@ def _suite(worker: dict[str, Any], key: str) -> dict[str, Any] | None:
     return v if v and "value" in v else None
 
 
-def _against(r: Recorder, cid: str, name: str, value: float, unit: str, ref: tuple[str, dict] | None,
-             spec: BenchSpec, what: str, observed: str, likely: str) -> None:
+def _against(
+    r: Recorder,
+    cid: str,
+    name: str,
+    value: float,
+    unit: str,
+    ref: tuple[str, dict] | None,
+    spec: BenchSpec,
+    what: str,
+    observed: str,
+    likely: str,
+) -> None:
     """One value against its reference: fail under a sourced ``min``, warn under an unmeasured peak."""
     if ref is None:
         r.check(cid, name).skip(f"no reference for {what}: add one under benchmarks/references/", observed)
@@ -71,9 +81,11 @@ def _against(r: Recorder, cid: str, name: str, value: float, unit: str, ref: tup
         if value >= need:
             r.check(cid, name).ok(observed, f">= {need:,.0f} {unit}", f"threshold from {how}")
         else:
-            r.check(cid, name).fail(observed, f">= {need:,.0f} {unit}",
-                                    f"{1 - value / need:.1%} below the threshold ({how}); "
-                                    f"likely cause: {likely}")
+            r.check(cid, name).fail(
+                observed,
+                f">= {need:,.0f} {unit}",
+                f"{1 - value / need:.1%} below the threshold ({how}); likely cause: {likely}",
+            )
         return
     exp = float(e["expected"])
     typical = float(e.get("typical_fraction", 1.0))  # a datasheet peak is not reached by a plain copy/matmul
@@ -84,14 +96,23 @@ def _against(r: Recorder, cid: str, name: str, value: float, unit: str, ref: tup
     if value >= need:
         r.check(cid, name).ok(observed, expected, f"{value / exp:.0%} of {exp:,.0f} {unit} ({how})")
     else:
-        r.check(cid, name).warn(observed, expected,
-                                f"{value / exp:.0%} of {exp:,.0f} {unit}, an unmeasured reference ({how}): "
-                                f"a warning until a GPU run records this card; likely cause: {likely}")
+        r.check(cid, name).warn(
+            observed,
+            expected,
+            f"{value / exp:.0%} of {exp:,.0f} {unit}, an unmeasured reference ({how}): "
+            f"a warning until a GPU run records this card; likely cause: {likely}",
+        )
 
 
-def judge_per_gpu(r: Recorder, w: dict[str, Any], workers: Sequence[dict[str, Any]],
-                  references: Sequence[dict[str, Any]], spec: BenchSpec, cuda: bool,
-                  allowed: Sequence[str] = ()) -> None:
+def judge_per_gpu(
+    r: Recorder,
+    w: dict[str, Any],
+    workers: Sequence[dict[str, Any]],
+    references: Sequence[dict[str, Any]],
+    spec: BenchSpec,
+    cuda: bool,
+    allowed: Sequence[str] = (),
+) -> None:
     """The per-GPU suites of one worker: reference and peers (median of the other GPUs)."""
     g = w.get("label") or f"gpu{w.get('index')}"
     res = w.get("result") or {}
@@ -109,8 +130,18 @@ def judge_per_gpu(r: Recorder, w: dict[str, Any], workers: Sequence[dict[str, An
         if key == "matmul":
             observed += f" ({v.get('dtype', '?')}, n={v.get('n', '?')})"
         if cuda:
-            _against(r, cid, name, value, unit, suite_reference(references, card, key), spec,
-                     f"{card!r} ({key})", observed, LIKELY[key])
+            _against(
+                r,
+                cid,
+                name,
+                value,
+                unit,
+                suite_reference(references, card, key),
+                spec,
+                f"{card!r} ({key})",
+                observed,
+                LIKELY[key],
+            )
         else:
             r.check(cid, name).skip(f"CPU run: {v.get('method', 'host memory')}; no reference", observed)
         others = [float(p["value"]) for q in workers if q is not w and (p := _suite(q, key))]
@@ -119,8 +150,9 @@ def judge_per_gpu(r: Recorder, w: dict[str, Any], workers: Sequence[dict[str, An
             r.check(sid, f"{name} vs node").skip("no other GPU measured it: no node median", observed)
             continue
         if not cuda:
-            r.check(sid, f"{name} vs node").skip("CPU run: the workers share one host, no peers to judge",
-                                                 observed)
+            r.check(sid, f"{name} vs node").skip(
+                "CPU run: the workers share one host, no peers to judge", observed
+            )
             continue
         med = statistics.median(others)
         gap = 1 - value / med if med > 0 else 0.0
@@ -132,11 +164,15 @@ def judge_per_gpu(r: Recorder, w: dict[str, Any], workers: Sequence[dict[str, An
                 peers = [q for q in workers if q is not w and _suite(q, key)]
                 cause = likely_cause(w, tele_key, peers, allowed)
             r.check(sid, f"{name} vs node").fail(
-                observed, expected, f"{g} is {gap:.1%} below the median of the other GPUs, "
-                f"{_num(med)} {unit} (tolerance {spec.straggler_tolerance:.0%}); likely cause: {cause}")
+                observed,
+                expected,
+                f"{g} is {gap:.1%} below the median of the other GPUs, "
+                f"{_num(med)} {unit} (tolerance {spec.straggler_tolerance:.0%}); likely cause: {cause}",
+            )
         else:
-            r.check(sid, f"{name} vs node").ok(observed, expected,
-                                               f"{-gap:+.1%} vs the median of the other GPUs")
+            r.check(sid, f"{name} vs node").ok(
+                observed, expected, f"{-gap:+.1%} vs the median of the other GPUs"
+            )
 
 
 def _card(record: dict[str, Any]) -> str | None:
@@ -147,8 +183,9 @@ def _card(record: dict[str, Any]) -> str | None:
     return None
 
 
-def judge_node(rec: Recorder, record: dict[str, Any], references: Sequence[dict[str, Any]],
-               spec: BenchSpec) -> None:
+def judge_node(
+    rec: Recorder, record: dict[str, Any], references: Sequence[dict[str, Any]], spec: BenchSpec
+) -> None:
     """All-reduce / all-gather bus bandwidth and the peer-to-peer matrix, in the ``bench`` group."""
     coll = record.get("collectives")
     if coll is None:
@@ -156,8 +193,10 @@ def judge_node(rec: Recorder, record: dict[str, Any], references: Sequence[dict[
     asked = (record.get("config") or {}).get("suites") or []
     checks = []
     if "allreduce" in asked:
-        checks += [("allreduce", "bench.allreduce.busbw", "all-reduce bus bandwidth"),
-                   ("allgather", "bench.allgather.busbw", "all-gather bus bandwidth")]
+        checks += [
+            ("allreduce", "bench.allreduce.busbw", "all-reduce bus bandwidth"),
+            ("allgather", "bench.allgather.busbw", "all-gather bus bandwidth"),
+        ]
     p2p = "p2p" in asked
     if coll.get("skipped") or coll.get("error"):
         for _, cid, name in checks + ([("p2p", "bench.p2p.matrix", "peer-to-peer matrix")] if p2p else []):
@@ -177,18 +216,31 @@ def judge_node(rec: Recorder, record: dict[str, Any], references: Sequence[dict[
         bus = float(v["busbw_gb_s"])
         top = max(v.get("sizes") or [{"bytes": 0}], key=lambda s: s.get("busbw_gb_s", 0))
         observed = f"{_num(bus)} GB/s busbw"
-        how = (f"{n} ranks over {coll.get('backend')}; peak at {_size(top['bytes'])}; "
-               f"{v.get('definition', '')}" + ("" if v.get("plateau") else "; the largest message did not "
-                                               "reach the plateau"))
+        how = (
+            f"{n} ranks over {coll.get('backend')}; peak at {_size(top['bytes'])}; "
+            f"{v.get('definition', '')}"
+            + ("" if v.get("plateau") else "; the largest message did not reach the plateau")
+        )
         ref = suite_reference(references, card, key)
         if not cuda:
             rec.check(cid, name).skip(f"CPU run (gloo): the code path and arithmetic only; {how}", observed)
         elif ref is not None and int(ref[1].get("gpus", n)) != n:
-            rec.check(cid, name).skip(f"the reference is for {ref[1]['gpus']} GPUs, this run has {n}; {how}",
-                                      observed)
+            rec.check(cid, name).skip(
+                f"the reference is for {ref[1]['gpus']} GPUs, this run has {n}; {how}", observed
+            )
         else:
-            _against(rec, cid, name, bus, "GB/s", ref, spec, f"{card!r} x{n} ({key})", observed,
-                     f"an NVLink/NVSwitch link down or degraded, NCCL falling back to PCIe/SHM; {how}")
+            _against(
+                rec,
+                cid,
+                name,
+                bus,
+                "GB/s",
+                ref,
+                spec,
+                f"{card!r} x{n} ({key})",
+                observed,
+                f"an NVLink/NVSwitch link down or degraded, NCCL falling back to PCIe/SHM; {how}",
+            )
     if p2p:
         _judge_p2p(rec, coll, spec, cuda)
 
@@ -200,22 +252,30 @@ def _judge_p2p(rec: Recorder, coll: dict[str, Any], spec: BenchSpec, cuda: bool 
     if not m:
         rec.check(cid, name).fail(None, None, "no p2p result in the record")
         return
-    links = [(f"{labels[i]}->{labels[j]}", float(m[i][j])) for i in range(len(m)) for j in range(len(m))
-             if i != j]
+    links = [
+        (f"{labels[i]}->{labels[j]}", float(m[i][j])) for i in range(len(m)) for j in range(len(m)) if i != j
+    ]
     med = statistics.median(v for _, v in links)
     floor = med * (1 - spec.straggler_tolerance)  # one slow link is 2 of n(n-1): the median stays put
     slow = [(k, v) for k, v in links if v < floor]
     low = min(links, key=lambda x: x[1])
     observed = f"{len(links)} links, median {_num(med)} GB/s, slowest {low[0]} {_num(low[1])} GB/s"
     if not cuda:
-        rec.check(cid, name).skip("CPU run (gloo): the code path only; links between processes on one host "
-                                  "are not judged", observed)
+        rec.check(cid, name).skip(
+            "CPU run (gloo): the code path only; links between processes on one host are not judged", observed
+        )
     elif slow:
         rec.check(cid, name).fail(
-            observed, f">= {_num(floor)} GB/s per link",
-            "slow link(s): " + ", ".join(f"{k} {_num(v)} GB/s" for k, v in slow)
+            observed,
+            f">= {_num(floor)} GB/s per link",
+            "slow link(s): "
+            + ", ".join(f"{k} {_num(v)} GB/s" for k, v in slow)
             + f" ({spec.straggler_tolerance:.0%} under the median of all links; likely cause: an NVLink down "
-            "or a path through PCIe/the CPU: `nvidia-smi topo -m`, `nvidia-smi nvlink -s`)")
+            "or a path through PCIe/the CPU: `nvidia-smi topo -m`, `nvidia-smi nvlink -s`)",
+        )
     else:
-        rec.check(cid, name).ok(observed, f">= {_num(floor)} GB/s per link",
-                                f"every link within {spec.straggler_tolerance:.0%} of the median")
+        rec.check(cid, name).ok(
+            observed,
+            f">= {_num(floor)} GB/s per link",
+            f"every link within {spec.straggler_tolerance:.0%} of the median",
+        )

@@ -69,8 +69,13 @@ def compute_processes() -> dict[str, Any]:
                     out[uuid] = procs.to_json()
                     continue
                 out[uuid] = [
-                    {"pid": int(p.pid), "name": _comm(int(p.pid)),
-                     "used_mib": (int(p.usedGpuMemory) >> 20) if isinstance(p.usedGpuMemory, int) else None}
+                    {
+                        "pid": int(p.pid),
+                        "name": _comm(int(p.pid)),
+                        "used_mib": (int(p.usedGpuMemory) >> 20)
+                        if isinstance(p.usedGpuMemory, int)
+                        else None,
+                    }
                     for p in procs or []
                 ]
     except nvml.NvmlInitError as exc:
@@ -92,15 +97,19 @@ def busy(state: dict[str, Any], uuid: str, own_pids: Iterable[int] = ()) -> list
         return f"NVML could not list processes: {why_missing(mine)}"
     skip = set(own_pids)
     return [
-        f"pid {p.get('pid')}" + (f" ({p['name']})" if p.get("name") else "")
+        f"pid {p.get('pid')}"
+        + (f" ({p['name']})" if p.get("name") else "")
         + (f" holding {p['used_mib'] / 1024:.1f} GiB" if isinstance(p.get("used_mib"), int) else "")
-        for p in mine if isinstance(p, dict) and p.get("pid") not in skip
+        for p in mine
+        if isinstance(p, dict) and p.get("pid") not in skip
     ]
 
 
-def take(probe_nvml: Callable[[], Any] | None = None,
-         probe_xid: Callable[[], Any] | None = None,
-         probe_processes: Callable[[], Any] | None = None) -> dict[str, Any]:
+def take(
+    probe_nvml: Callable[[], Any] | None = None,
+    probe_xid: Callable[[], Any] | None = None,
+    probe_processes: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
     """The counters of every GPU (by UUID), the kernel log's XID events and the processes on each GPU."""
     from dlverify.probes.gpu import probe_nvml as nvml_default
     from dlverify.probes.host import probe_xid as xid_default
@@ -119,7 +128,9 @@ def take(probe_nvml: Callable[[], Any] | None = None,
     return {
         "processes": (probe_processes or compute_processes)(),
         "gpus": gpus if isinstance(nv, dict) else _json(nv),
-        "xid": _json(xid) if not isinstance(xid, dict) else [
+        "xid": _json(xid)
+        if not isinstance(xid, dict)
+        else [
             {"pci": e.get("pci"), "xid": e.get("xid"), "text": e.get("text")} for e in xid.get("events") or []
         ],
     }
@@ -133,10 +144,12 @@ def _same_pci(a: str | None, b: str | None) -> bool:
     """NVML says 00000000:19:00.0, the kernel log 0000:19:00 (domain and function digits differ)."""
     if not a or not b:
         return False
+
     def norm(s: str) -> str:
         parts = s.lower().split(":")
         bus, dev = (parts[-2], parts[-1].split(".")[0]) if len(parts) >= 2 else (s, "")
         return f"{int(bus, 16) if bus.isalnum() else bus}:{dev}"
+
     try:
         return norm(a) == norm(b)
     except ValueError:
@@ -150,8 +163,11 @@ def moved(before: dict[str, Any], after: dict[str, Any], uuid: str) -> tuple[str
         return f"NVML counters not read: {(b_gpus if is_unavailable(b_gpus) else a_gpus)}"
     b, a = b_gpus.get(uuid), (a_gpus or {}).get(uuid)
     if not isinstance(b, dict) or not isinstance(a, dict):
-        return "the GPU was not in both readings (lost during the run?)" if isinstance(b, dict) else \
-            "the GPU was not in the reading before the run"
+        return (
+            "the GPU was not in both readings (lost during the run?)"
+            if isinstance(b, dict)
+            else "the GPU was not in the reading before the run"
+        )
     findings: list[tuple[str, str]] = []
     for path, what, severity in COUNTERS:
         x, y = b.get(path), a.get(path)
@@ -162,7 +178,7 @@ def moved(before: dict[str, Any], after: dict[str, Any], uuid: str) -> tuple[str
             findings.append(("fail", what))
     bx, ax = before.get("xid"), after.get("xid")
     if isinstance(bx, list) and isinstance(ax, list) and len(ax) > len(bx):
-        new = [e for e in ax[len(bx):] if _same_pci(e.get("pci"), a.get("pci_bus_id"))]
+        new = [e for e in ax[len(bx) :] if _same_pci(e.get("pci"), a.get("pci_bus_id"))]
         findings += [("fail", f"XID {e.get('xid')} ({(e.get('text') or '')[:60]})") for e in new]
     if not findings:
         return ("pass", [])

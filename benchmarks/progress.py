@@ -12,8 +12,9 @@ from dlverify.benchmarks.runner import Slot
 class ProgressView:
     """One bar per GPU: its phase (import, compile, warmup, timed) and the timed seconds done."""
 
-    def __init__(self, slots: Sequence[Slot], modes: Sequence[str], duration_s: float,
-                 enabled: bool | None = None) -> None:
+    def __init__(
+        self, slots: Sequence[Slot], modes: Sequence[str], duration_s: float, enabled: bool | None = None
+    ) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._slots = {s.slot: s for s in slots}
         self._modes = list(modes)
@@ -28,9 +29,12 @@ class ProgressView:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("[bold]{task.fields[label]:>6}"), BarColumn(),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-            console=Console(file=sys.stderr), transient=False,
+            TextColumn("[bold]{task.fields[label]:>6}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
         )
         self._progress.__enter__()
         total = self._per_mode * len(self._modes)
@@ -52,12 +56,10 @@ class ProgressView:
         if kind == "phase":
             self._progress.update(task, status=f"{mode} {ev.get('phase')}")
         elif kind == "progress":
-            self._progress.update(task, completed=offset + float(ev.get("done", 0.0)),
-                                  status=f"{mode} timed")
+            self._progress.update(task, completed=offset + float(ev.get("done", 0.0)), status=f"{mode} timed")
         elif kind == "finished":
             if ev.get("status") == "ok":
-                self._progress.update(task, completed=self._per_mode * len(self._modes),
-                                      status="[green]done")
+                self._progress.update(task, completed=self._per_mode * len(self._modes), status="[green]done")
             else:
                 f = ev.get("failure") or {}
                 self._progress.update(task, status=f"[red]{f.get('kind', 'failed')}")

@@ -181,8 +181,9 @@ def _calibrate_bn(model: torch.nn.Module, x: torch.Tensor) -> None:
     model.eval()
 
 
-def build_infer(cfg: BenchConfig, device: torch.device, prec: Precision, batch: int,
-                fault: str | None = None) -> Workload:
+def build_infer(
+    cfg: BenchConfig, device: torch.device, prec: Precision, batch: int, fault: str | None = None
+) -> Workload:
     size = cfg.image_size
     assert size is not None
     cl = torch.channels_last
@@ -229,18 +230,35 @@ def build_infer(cfg: BenchConfig, device: torch.device, prec: Precision, batch: 
         if not finite:
             detail = f"inference produced non-finite or misshapen outputs ({tuple(out.shape)})"
         elif not ok:
-            detail = (f"outputs disagree with an fp32 eager model: min cosine {cos_min:.4f} "
-                      f"< {AGREEMENT_MIN_COSINE} (image {worst} of {batch}, batch mean removed)")
+            detail = (
+                f"outputs disagree with an fp32 eager model: min cosine {cos_min:.4f} "
+                f"< {AGREEMENT_MIN_COSINE} (image {worst} of {batch}, batch mean removed)"
+            )
         else:
-            detail = (f"outputs finite; all {batch} agree with fp32 eager "
-                      f"(min cosine {cos_min:.4f}, batch mean removed)")
+            detail = (
+                f"outputs finite; all {batch} agree with fp32 eager "
+                f"(min cosine {cos_min:.4f}, batch mean removed)"
+            )
         return {"ok": ok, "detail": detail, "finite": finite, "min_cosine": cos_min}
 
-    return Workload("infer", batch, prec, step, guard, {
-        "recipe": (f"eval, {prec.describe('infer')}, channels_last, cudnn.benchmark, "
-                   + (f"torch.compile(mode={cfg.compile_mode_infer!r}"
-                      + (", inductor freezing)" if cfg.freezing else ")") if cfg.compile else "eager")),
-    })
+    return Workload(
+        "infer",
+        batch,
+        prec,
+        step,
+        guard,
+        {
+            "recipe": (
+                f"eval, {prec.describe('infer')}, channels_last, cudnn.benchmark, "
+                + (
+                    f"torch.compile(mode={cfg.compile_mode_infer!r}"
+                    + (", inductor freezing)" if cfg.freezing else ")")
+                    if cfg.compile
+                    else "eager"
+                )
+            ),
+        },
+    )
 
 
 def _sgd(params: Any, lr: float, device: torch.device) -> tuple[torch.optim.Optimizer, str]:
@@ -251,8 +269,9 @@ def _sgd(params: Any, lr: float, device: torch.device) -> tuple[torch.optim.Opti
         return torch.optim.SGD(params, lr=lr, momentum=0.9, foreach=True), "foreach"
 
 
-def build_train(cfg: BenchConfig, device: torch.device, prec: Precision, batch: int,
-                fault: str | None = None) -> Workload:
+def build_train(
+    cfg: BenchConfig, device: torch.device, prec: Precision, batch: int, fault: str | None = None
+) -> Workload:
     size = cfg.image_size
     assert size is not None
     cl = torch.channels_last
@@ -290,8 +309,10 @@ def build_train(cfg: BenchConfig, device: torch.device, prec: Precision, batch: 
             (loss * scale).backward()
         else:
             loss.backward()
-        fast = {n: None if p.grad is None else p.grad.detach().float() / scale
-                for n, p in model.named_parameters()}
+        fast = {
+            n: None if p.grad is None else p.grad.detach().float() / scale
+            for n, p in model.named_parameters()
+        }
         opt.zero_grad(set_to_none=True)
         ref = _model(device).to(memory_format=cl)
         ref.load_state_dict(initial)
@@ -303,17 +324,26 @@ def build_train(cfg: BenchConfig, device: torch.device, prec: Precision, batch: 
         del ref
         worst = min(cosines, key=lambda n: cosines[n])
         rel = abs(l_fast - l_ref) / max(abs(l_ref), 1e-12) if math.isfinite(l_fast) else math.inf
-        rec: dict[str, Any] = {"loss_fast": l_fast, "loss_fp32_eager": l_ref, "loss_rel_diff": rel,
-                               "min_grad_cosine": cosines[worst], "min_grad_cosine_param": worst,
-                               "params_compared": len(cosines)}
+        rec: dict[str, Any] = {
+            "loss_fast": l_fast,
+            "loss_fp32_eager": l_ref,
+            "loss_rel_diff": rel,
+            "min_grad_cosine": cosines[worst],
+            "min_grad_cosine_param": worst,
+            "params_compared": len(cosines),
+        }
         bad = [n for n, c in cosines.items() if not c >= GRAD_MIN_COSINE]
         if not rel <= LOSS_MAX_REL_DIFF:
-            rec["error"] = (f"first loss {l_fast:.4f} differs from an fp32 eager step's {l_ref:.4f} by "
-                            f"{rel:.1%} (> {LOSS_MAX_REL_DIFF:.0%}) on the same weights and batch")
+            rec["error"] = (
+                f"first loss {l_fast:.4f} differs from an fp32 eager step's {l_ref:.4f} by "
+                f"{rel:.1%} (> {LOSS_MAX_REL_DIFF:.0%}) on the same weights and batch"
+            )
         elif bad:
-            rec["error"] = (f"gradients disagree with an fp32 eager step in {len(bad)} of {len(cosines)} "
-                            f"parameter tensors (worst {worst}: cosine {cosines[worst]:.3f} "
-                            f"< {GRAD_MIN_COSINE}): the step does not compute the model's gradient")
+            rec["error"] = (
+                f"gradients disagree with an fp32 eager step in {len(bad)} of {len(cosines)} "
+                f"parameter tensors (worst {worst}: cosine {cosines[worst]:.3f} "
+                f"< {GRAD_MIN_COSINE}): the step does not compute the model's gradient"
+            )
         return rec
 
     def step() -> torch.Tensor:
@@ -335,17 +365,29 @@ def build_train(cfg: BenchConfig, device: torch.device, prec: Precision, batch: 
         if not finite:
             detail = f"loss is not finite (first {l0}, last {l1})"
         elif not ok:
-            detail = (f"loss did not drop on a fixed batch: first {l0:.4f}, last {l1:.4f} "
-                      f"(needs at least {LOSS_MIN_DROP:.0%} lower): the step is not learning")
+            detail = (
+                f"loss did not drop on a fixed batch: first {l0:.4f}, last {l1:.4f} "
+                f"(needs at least {LOSS_MIN_DROP:.0%} lower): the step is not learning"
+            )
         else:
             detail = f"loss fell from {l0:.4f} to {l1:.4f} on the fixed batch"
         return {"ok": ok, "detail": detail, "finite": finite, "loss_first": l0, "loss_last": l1}
 
-    return Workload("train", batch, prec, step, guard, {
-        "recipe": (f"train, {prec.describe('train')}, channels_last, cudnn.benchmark, SGD({opt_kind}), "
-                   + (f"torch.compile(mode={cfg.compile_mode_train!r})" if cfg.compile else "eager")),
-        "optimizer": opt_kind,
-    }, check)
+    return Workload(
+        "train",
+        batch,
+        prec,
+        step,
+        guard,
+        {
+            "recipe": (
+                f"train, {prec.describe('train')}, channels_last, cudnn.benchmark, SGD({opt_kind}), "
+                + (f"torch.compile(mode={cfg.compile_mode_train!r})" if cfg.compile else "eager")
+            ),
+            "optimizer": opt_kind,
+        },
+        check,
+    )
 
 
 class _Timer:
@@ -377,15 +419,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progress | None = None,
-            slow_s: float = 0.0, sync: Callable[[], bool] | None = None,
-            hang_in: str | None = None, soak_s: float | None = None) -> dict[str, Any]:
+def measure(
+    w: Workload,
+    cfg: BenchConfig,
+    device: torch.device,
+    progress: Progress | None = None,
+    slow_s: float = 0.0,
+    sync: Callable[[], bool] | None = None,
+    hang_in: str | None = None,
+    soak_s: float | None = None,
+) -> dict[str, Any]:
     """Compile (first call), warm up, then time windows until `duration_s` of timed work is done.
 
     `sync` (the runner's barrier) is called between warm-up and timing: every GPU starts timing together.
     `hang_in` (test hook ``hang_warmup``/``hang_timed``): stop for good in that phase, for the watchdog.
     `soak_s` (``--soak``): after the timed windows, keep the same load going that long (:mod:`soak`).
     """
+
     def step() -> torch.Tensor:
         out = w.step()
         if slow_s:
@@ -445,8 +495,13 @@ def measure(w: Workload, cfg: BenchConfig, device: torch.device, progress: Progr
                 last = step()
             return timer.stop()
 
-        soaked = soak.run(one_window, w.batch * iters, soak_s, float(cfg.soak_window_s or window_s),
-                          lambda _done: report("timed", duration, duration))
+        soaked = soak.run(
+            one_window,
+            w.batch * iters,
+            soak_s,
+            float(cfg.soak_window_s or window_s),
+            lambda _done: report("timed", duration, duration),
+        )
     last = last.clone()
     _sync(device)
 

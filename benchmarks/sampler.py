@@ -53,8 +53,9 @@ class Sampler:
     probe layer by default; tests pass a labelled fake).
     """
 
-    def __init__(self, slots: Sequence[tuple[int, int]], interval_s: float = 0.1,
-                 nvml: Any = nvml_probe) -> None:
+    def __init__(
+        self, slots: Sequence[tuple[int, int]], interval_s: float = 0.1, nvml: Any = nvml_probe
+    ) -> None:
         self.interval_s = interval_s
         self._nvml = nvml
         self._gpus = [_Gpu(slot, index) for slot, index in slots]
@@ -164,13 +165,18 @@ class Sampler:
         g = next((g for g in self._gpus if g.slot == slot), None)
         if g is None:
             return {"unavailable": "GPU not sampled"}
-        return summarize(g.samples, g.static, g.unavailable, t0, t1, self.cpu_ms_per_sweep,
-                         self.interval_s)
+        return summarize(g.samples, g.static, g.unavailable, t0, t1, self.cpu_ms_per_sweep, self.interval_s)
 
 
-def summarize(samples: Sequence[Sample], static: dict[str, Any], unavailable: dict[str, str],
-              t0: float | None = None, t1: float | None = None, cpu_ms_per_sweep: float | None = None,
-              interval_s: float = 0.1) -> dict[str, Any]:
+def summarize(
+    samples: Sequence[Sample],
+    static: dict[str, Any],
+    unavailable: dict[str, str],
+    t0: float | None = None,
+    t1: float | None = None,
+    cpu_ms_per_sweep: float | None = None,
+    interval_s: float = 0.1,
+) -> dict[str, Any]:
     sel = [s for s in samples if (t0 is None or s.t >= t0) and (t1 is None or s.t <= t1)]
     out: dict[str, Any] = {"samples": len(sel), "interval_s": interval_s, **static}
     if cpu_ms_per_sweep is not None:

@@ -50,8 +50,14 @@ class Timer:
 def _summary(rates: list[float], unit: str, **extra: Any) -> dict[str, Any]:
     med = statistics.median(rates)
     spread = (max(rates) - min(rates)) / med * 100 if med > 0 else 0.0
-    return {"value": med, "unit": unit, "max": max(rates), "spread_pct": spread, "samples": len(rates),
-            **extra}
+    return {
+        "value": med,
+        "unit": unit,
+        "max": max(rates),
+        "spread_pct": spread,
+        "samples": len(rates),
+        **extra,
+    }
 
 
 def copy_bandwidth(torch: Any, device: Any, nbytes: int, iters: int) -> dict[str, Any]:
@@ -65,8 +71,11 @@ def copy_bandwidth(torch: Any, device: Any, nbytes: int, iters: int) -> dict[str
     d2h = timer.time(lambda: host.copy_(dev, non_blocking=True), iters)
     if not torch.equal(host[:16], dev[:16].cpu()):  # (compared on the host: torch.equal wants one device)
         raise RuntimeError("h2d/d2h: the copied data differs from the source")
-    method = ("pinned host memory <-> GPU, cudaMemcpyAsync, CUDA events" if cuda
-              else "CPU run: memcpy between two host tensors (no PCIe link measured)")
+    method = (
+        "pinned host memory <-> GPU, cudaMemcpyAsync, CUDA events"
+        if cuda
+        else "CPU run: memcpy between two host tensors (no PCIe link measured)"
+    )
     size = n * 4
     return {
         "h2d": _summary([size / t / GB for t in h2d], "GB/s", bytes=size, method=method),
@@ -81,8 +90,11 @@ def hbm_bandwidth(torch: Any, device: Any, nbytes: int, iters: int) -> dict[str,
     times = Timer(torch, device).time(lambda: b.copy_(a), iters)
     if not bool((b[:16] == 1).all()):
         raise RuntimeError("hbm: the copied data differs from the source")
-    method = ("device-to-device copy, read + write bytes counted" if device.type == "cuda"
-              else "CPU run: host memory copy, read + write bytes counted")
+    method = (
+        "device-to-device copy, read + write bytes counted"
+        if device.type == "cuda"
+        else "CPU run: host memory copy, read + write bytes counted"
+    )
     return _summary([2 * n * 4 / t / GB for t in times], "GB/s", bytes=n * 4, method=method)
 
 
@@ -98,12 +110,19 @@ def matmul_tflops(torch: Any, device: Any, n: int, iters: int) -> dict[str, Any]
     err = float((out[:1].float() - want).abs().max() / want.abs().max())
     if not err < 0.05:
         raise RuntimeError(f"matmul: result off by {err:.3f} (relative) against fp32")
-    return _summary([2 * n**3 / t / 1e12 for t in times], "TFLOP/s", n=n, dtype=str(dtype).split(".")[-1],
-                    rel_error=err)
+    return _summary(
+        [2 * n**3 / t / 1e12 for t in times], "TFLOP/s", n=n, dtype=str(dtype).split(".")[-1], rel_error=err
+    )
 
 
-def run_per_gpu(torch: Any, device: Any, cfg: Any, send: Callable[..., None],
-                sync: Callable[[], bool] | None = None, fault: str | None = None) -> dict[str, Any]:
+def run_per_gpu(
+    torch: Any,
+    device: Any,
+    cfg: Any,
+    send: Callable[..., None],
+    sync: Callable[[], bool] | None = None,
+    fault: str | None = None,
+) -> dict[str, Any]:
     """The per-GPU suites the config asks for; each starts on every GPU together (the barrier).
 
     ``fault`` ``hang_suite`` (test hook): the first suite never returns, for the runner's watchdog.

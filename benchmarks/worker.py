@@ -102,8 +102,12 @@ def worker_main(slot_info: dict[str, Any], cfg_dict: dict[str, Any], queue: Any,
         send("result", result=result)
     except BaseException as exc:
         kind = "oom" if _is_oom(exc) else "exception"
-        send("error", kind=kind, error=f"{type(exc).__name__}: {exc}"[:2000],
-             traceback=traceback.format_exc()[-4000:])
+        send(
+            "error",
+            kind=kind,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            traceback=traceback.format_exc()[-4000:],
+        )
     finally:
         with contextlib.suppress(Exception):
             queue.close()
@@ -126,8 +130,9 @@ def _synchroniser(barrier: Any) -> Any:
     return sync
 
 
-def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
-         sync: Any = None) -> dict[str, Any]:
+def _run(
+    slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any, sync: Any = None
+) -> dict[str, Any]:
     t_start = time.perf_counter()
     send("phase", mode=cfg.modes[0], phase="import")
     import torch
@@ -172,8 +177,10 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
             "python": sys.version.split()[0],
         },
         "import_s": t_import,
-        "threads": {"torch": torch.get_num_threads(),
-                    "inductor_compile": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS")},
+        "threads": {
+            "torch": torch.get_num_threads(),
+            "inductor_compile": os.environ.get("TORCHINDUCTOR_COMPILE_THREADS"),
+        },
         "device_init_s": init_s,
         "wall_s": time.perf_counter() - t_start,
         "modes": modes,
@@ -181,8 +188,9 @@ def _run(slot_info: dict[str, Any], cfg: Any, fault: str | None, send: Any,
     }
 
 
-def _run_mode(recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: str | None,
-              send: Any, sync: Any = None) -> dict[str, Any]:
+def _run_mode(
+    recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: str | None, send: Any, sync: Any = None
+) -> dict[str, Any]:
     """Build and time one mode; halve an automatic batch on out-of-memory until it fits."""
     batch = cfg.train_batch if mode == "train" else cfg.infer_batch
     first_batch = batch
@@ -206,10 +214,17 @@ def _run_mode(recipe: Any, torch: Any, cfg: Any, mode: str, device: Any, fault: 
             setup_s = time.perf_counter() - t
             if fault == "late":
                 time.sleep(LATE_S)
-            hang_in = fault[len("hang_"):] if fault and fault.startswith("hang_") else None
-            res = recipe.measure(w, cfg, device, progress, slow_s=0.05 if fault == "slow" else 0.0,
-                                 sync=sync, hang_in=hang_in,
-                                 soak_s=cfg.soak_s if mode == cfg.timed_modes[0] else None)
+            hang_in = fault[len("hang_") :] if fault and fault.startswith("hang_") else None
+            res = recipe.measure(
+                w,
+                cfg,
+                device,
+                progress,
+                slow_s=0.05 if fault == "slow" else 0.0,
+                sync=sync,
+                hang_in=hang_in,
+                soak_s=cfg.soak_s if mode == cfg.timed_modes[0] else None,
+            )
             res["setup_s"] = setup_s
             if batch != first_batch:
                 res["batch_reduced_from"] = first_batch

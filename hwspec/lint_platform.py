@@ -54,7 +54,9 @@ def lint_gpus(out: LintOut) -> None:
                 unsourced = compat.unsourced_reason(found, "min_driver" if too_old else "max_driver_branch")
                 note = f" (unsourced data, so only a warning: {unsourced})" if unsourced else ""
                 out.at("spec.gpu.driver", "GPU vs driver", key).status(
-                    Status.WARN if unsourced else Status.FAIL, drv, f">= {min_driver}",
+                    Status.WARN if unsourced else Status.FAIL,
+                    drv,
+                    f">= {min_driver}",
                     f"{gpu.model} ({arch}) {reason}{note}",
                 )
             else:
@@ -66,7 +68,9 @@ def lint_gpus(out: LintOut) -> None:
                 unsourced = compat.unsourced_reason(found, "min_cuda")
                 note = f" (unsourced data, so only a warning: {unsourced})" if unsourced else ""
                 out.at("spec.gpu.cuda", "GPU vs CUDA", key).status(
-                    Status.WARN if unsourced else Status.FAIL, sw.cuda, f">= {min_cuda}",
+                    Status.WARN if unsourced else Status.FAIL,
+                    sw.cuda,
+                    f">= {min_cuda}",
                     f"{arch} needs CUDA >= {min_cuda}{note}",
                 )
             elif max_cuda is not None and compat.vkey(sw.cuda)[:1] > compat.vkey(max_cuda)[:1]:

@@ -4,7 +4,7 @@ Nothing here is a new measurement. Each host type is made by the REAL probe and 
 
 - snapshot: the recorded card's NVML replay (tests/nvml_replay.py) with its GPU repeated ``gpus`` times
   (index, UUID and PCI bus id made distinct: an 8-GPU board of that card), the recorded software, and the
-  fake host tree of tests/test_probe_host.py (with an empty kernel log: no XID);
+  fake host tree of tests/test_check_host.py (with an empty kernel log: no XID);
 - check.json: ``run_checks`` against the spec ``spec init --from-snapshot`` writes for that snapshot (a
   spec the machine passes), rendered by ``dlverify.report.to_json_doc`` exactly as `check --format json`;
 - bench.json: the real H200 `dlverify bench --format json` record
@@ -28,7 +28,7 @@ from typing import Any
 
 import nvml_replay
 import yaml
-from test_probe_host import _runner, make_host
+from test_check_host import _runner, make_host
 
 REPO = Path(__file__).resolve().parents[1]
 H200_BENCH = REPO / "benchmarks/results/2026-11-28-h200-run1/bench_warm.json"

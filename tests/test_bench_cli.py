@@ -119,7 +119,12 @@ def test_cpu_bench_without_torch_says_what_to_install(tmp_path) -> None:
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text('raise ModuleNotFoundError("No module named torch (test stand-in)")\n')
     env = {**os.environ, "PYTHONPATH": str(stub.parent)}
-    done = subprocess.run([sys.executable, "-m", "dlverify.cli", "bench", "--device", "cpu", "--quiet"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "dlverify.cli", "bench", "--device", "cpu", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert "pip install 'dlverify[bench]'" in done.stderr and "Traceback" not in done.stderr

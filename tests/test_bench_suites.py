@@ -29,6 +29,7 @@ N = 8
 
 # --- busbw as nccl-tests define it (doc/PERFORMANCE.md: busBw = algBw * factor) ---------------------------
 
+
 def test_bus_factor_is_nccl_tests_definition() -> None:
     assert bus_factor("allreduce", 8) == pytest.approx(2 * 7 / 8) == 1.75
     assert bus_factor("allreduce", 2) == 1.0
@@ -62,37 +63,67 @@ def test_unknown_suite_is_usage_error(capsys) -> None:
 
 # --- the judges, on a healthy 8x H100 record and on derived faulty ones ---------------------------------
 
+
 def _suites(h2d: float = 53.0, d2h: float = 54.0, hbm: float = 2900.0, tflops: float = 720.0) -> dict:
     def v(x: float, unit: str, **kw: Any) -> dict:
-        return {"value": x, "unit": unit, "max": x * 1.01, "spread_pct": 1.0, "samples": 20, "synced": True,
-                **kw}
+        return {
+            "value": x,
+            "unit": unit,
+            "max": x * 1.01,
+            "spread_pct": 1.0,
+            "samples": 20,
+            "synced": True,
+            **kw,
+        }
 
-    return {"h2d": v(h2d, "GB/s"), "d2h": v(d2h, "GB/s"), "hbm": v(hbm, "GB/s"),
-            "matmul": v(tflops, "TFLOP/s", n=8192, dtype="bfloat16")}
+    return {
+        "h2d": v(h2d, "GB/s"),
+        "d2h": v(d2h, "GB/s"),
+        "hbm": v(hbm, "GB/s"),
+        "matmul": v(tflops, "TFLOP/s", n=8192, dtype="bfloat16"),
+    }
 
 
 def _worker(i: int, **suites: float) -> dict:
-    return {"slot": i, "index": i, "label": f"gpu{i}", "name": CARD, "status": "ok", "phases": [],
-            "result": {"name": CARD, "wall_s": 5.0, "modes": {}, "suites": _suites(**suites)},
-            "telemetry": {"unavailable": "not under test"}}
+    return {
+        "slot": i,
+        "index": i,
+        "label": f"gpu{i}",
+        "name": CARD,
+        "status": "ok",
+        "phases": [],
+        "result": {"name": CARD, "wall_s": 5.0, "modes": {}, "suites": _suites(**suites)},
+        "telemetry": {"unavailable": "not under test"},
+    }
 
 
 def _collectives(n: int = N, allreduce: float = 470.0, p2p: float = 300.0) -> dict:
     def sweep(bus: float, op: str) -> dict:
-        rows = [{"bytes": s, "busbw_gb_s": bus * min(1.0, s / (1 << 30)), "algbw_gb_s": 0.0, "time_s": 0.0}
-                for s in sizes(1 << 20, 4 << 30)]
+        rows = [
+            {"bytes": s, "busbw_gb_s": bus * min(1.0, s / (1 << 30)), "algbw_gb_s": 0.0, "time_s": 0.0}
+            for s in sizes(1 << 20, 4 << 30)
+        ]
         return {"busbw_gb_s": bus, "sizes": rows, "plateau": True, "definition": op}
 
-    return {"ranks": [f"gpu{i}" for i in range(n)], "world_size": n, "backend": "nccl",
-            "allreduce": sweep(allreduce, "2(n-1)/n"), "allgather": sweep(allreduce * 0.8, "(n-1)/n"),
-            "p2p": {"gb_s": [[0.0 if i == j else p2p for j in range(n)] for i in range(n)]}}
+    return {
+        "ranks": [f"gpu{i}" for i in range(n)],
+        "world_size": n,
+        "backend": "nccl",
+        "allreduce": sweep(allreduce, "2(n-1)/n"),
+        "allgather": sweep(allreduce * 0.8, "(n-1)/n"),
+        "p2p": {"gb_s": [[0.0 if i == j else p2p for j in range(n)] for i in range(n)]},
+    }
 
 
 def _record(workers: list[dict], coll: dict | None = None, suites: tuple = SUITES[1:]) -> dict:
-    cfg = {"device": "cuda", "modes": ["train", "infer"], "image_size": 224, "compile": True,
-           "suites": list(suites)}
-    rec = {"schema": RECORD_SCHEMA, "config": cfg,
-           "sequential": False, "sampler": None, "workers": workers}
+    cfg = {
+        "device": "cuda",
+        "modes": ["train", "infer"],
+        "image_size": 224,
+        "compile": True,
+        "suites": list(suites),
+    }
+    rec = {"schema": RECORD_SCHEMA, "config": cfg, "sequential": False, "sampler": None, "workers": workers}
     if coll is not None:
         rec["collectives"] = coll
     return rec
@@ -126,10 +157,15 @@ def test_a_link_trained_down_fails_h2d_by_name() -> None:
     rec["workers"][3] = _worker(3, h2d=25.1, d2h=26.0)
     res = judge(rec, references=REFS)
     for d in ("h2d", "d2h"):
-        bad = [r for r in res if r.id in (f"bench.{d}.bandwidth", f"bench.{d}.straggler")
-               and r.status is Status.FAIL]
-        assert {(r.id, r.group) for r in bad} == {(f"bench.{d}.bandwidth", "gpu3"),
-                                                  (f"bench.{d}.straggler", "gpu3")}
+        bad = [
+            r
+            for r in res
+            if r.id in (f"bench.{d}.bandwidth", f"bench.{d}.straggler") and r.status is Status.FAIL
+        ]
+        assert {(r.id, r.group) for r in bad} == {
+            (f"bench.{d}.bandwidth", "gpu3"),
+            (f"bench.{d}.straggler", "gpu3"),
+        }
     h2d = one(res, "bench.h2d.bandwidth", "gpu3")
     assert h2d.expected == ">= 48 GB/s" and "PCIe link trained down" in h2d.detail
     assert "gpu3 is" in one(res, "bench.h2d.straggler", "gpu3").detail
@@ -152,9 +188,14 @@ def test_a_matmul_straggler_is_explained_by_its_own_window_of_telemetry() -> Non
     rec["workers"][2] = _worker(2, tflops=450.0)
     for w in rec["workers"]:
         slow = w["label"] == "gpu2"
-        w["telemetry"] = {"run": {"samples": 50}, "matmul": {
-            "samples": 20, "sm_clock_mhz": {"median": 1200 if slow else 1980},
-            "reasons": {"hw_power_brake_slowdown": 0.6} if slow else {}}}
+        w["telemetry"] = {
+            "run": {"samples": 50},
+            "matmul": {
+                "samples": 20,
+                "sm_clock_mhz": {"median": 1200 if slow else 1980},
+                "reasons": {"hw_power_brake_slowdown": 0.6} if slow else {},
+            },
+        }
     detail = one(judge(rec, references=REFS), "bench.matmul.straggler", "gpu2").detail
     assert "hw_power_brake_slowdown in 60% of samples" in detail and "SM clock median 1200 MHz" in detail
 
@@ -165,8 +206,9 @@ def test_collectives_leave_out_a_failed_gpu_and_say_so(monkeypatch) -> None:
     calls: list[list[str]] = []
 
     def fake_workers(slots, cfg, **_kw):
-        return [{"slot": s.slot, "label": s.label, "status": "failed" if s.slot == 1 else "ok"}
-                for s in slots]
+        return [
+            {"slot": s.slot, "label": s.label, "status": "failed" if s.slot == 1 else "ok"} for s in slots
+        ]
 
     def fake_coll(slots, cfg, timeout_s):
         calls.append([s.label for s in slots])
@@ -241,6 +283,7 @@ def test_packaged_suite_references_name_their_sources() -> None:
 
 # --- every code path on the CPU ---------------------------------------------------------------------------
 
+
 def test_per_gpu_suites_run_on_the_cpu_in_process() -> None:
     torch = pytest.importorskip("torch")
     from dlverify.benchmarks import suites
@@ -260,8 +303,22 @@ def test_the_whole_run_on_cpu_with_gloo_collectives(tmp_path, monkeypatch) -> No
     pytest.importorskip("torch")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--device", "cpu", "--gpus", "0,1", "--suite", "h2d,hbm,matmul,allreduce,p2p",
-               "--format", "json", "-o", str(out), "-q"])
+    rc = main(
+        [
+            "bench",
+            "--device",
+            "cpu",
+            "--gpus",
+            "0,1",
+            "--suite",
+            "h2d,hbm,matmul,allreduce,p2p",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     doc = json.loads(out.read_text())
     rec = doc["meta"]["bench"]
     assert rc == EXIT_OK, [r for r in doc["results"] if r["status"] == "fail"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import smbios_tables as t
-from test_probe_host import _runner, _spec, make_host
+from test_check_host import _runner, _spec, make_host
 
 from dlverify.checks.host import check_host
 from dlverify.hwspec.model import RamSpec

@@ -204,8 +204,9 @@ def test_a_snapshot_of_another_env_is_not_judged_as_the_specs_env(monkeypatch, t
     def judge(interpreter: str) -> dict:
         f = tmp_path / "snap.json"
         f.write_text(json.dumps({**snap, "python_env_interpreter": interpreter}))
-        _rc, doc, _err = _json(capsys, ["check", str(H100_SPEC), "--snapshot", str(f), "--only", "software",
-                                        "--format", "json"])
+        _rc, doc, _err = _json(
+            capsys, ["check", str(H100_SPEC), "--snapshot", str(f), "--only", "software", "--format", "json"]
+        )
         return {r["id"]: r for r in doc["results"]}
 
     # the snapshot's env stands in for the spec's (the replay moved it under a fake root): judged as data

@@ -33,8 +33,8 @@ def test_every_default_is_documented_with_its_value(role: Path):
     assert [n for n in (*defaults, *options) if not n.startswith(prefix)] == []
 
 
-# Roles whose installed-state assertions live once, in molecule/site/verify-<role>.yml, run by molecule/site and
-# molecule/site-jammy and by the role's own scenario (which only adds version moves) (README "Tests": CI budget).
+# Roles whose installed-state assertions live once, in molecule/site/verify-<role>.yml, run by molecule/site,
+# molecule/site-jammy and the role's own scenario, which only adds version moves (README "Tests": CI budget).
 FOLDED_INTO_SITE = {"cuda", "cudnn"}
 
 

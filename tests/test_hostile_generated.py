@@ -29,8 +29,23 @@ SPEC_TEXT = (ROOT / "hwspec.yaml").read_text()
 H100_SPEC = ROOT / "hwspec/examples/h100-sxm-80gb.yaml"
 LIMIT_S = 5
 SYNTAX = [*":{}[]&*!|>'\"#%@,-?\t\n\x00\\", "\u2028", "\ufeff"]
-HOSTILE_VALUES: list[Any] = ["false", "", "x" * 5000, -1, 0, 10**30, 1e308, -1e308, [], {}, None, True,
-                             [[[[[]]]]], {"unavailable": 7}, "NaN"]
+HOSTILE_VALUES: list[Any] = [
+    "false",
+    "",
+    "x" * 5000,
+    -1,
+    0,
+    10**30,
+    1e308,
+    -1e308,
+    [],
+    {},
+    None,
+    True,
+    [[[[[]]]]],
+    {"unavailable": 7},
+    "NaN",
+]
 
 
 def _spec_mutations() -> Iterator[tuple[str, str]]:
@@ -134,8 +149,11 @@ def test_mutated_snapshot(tmp_path: Path, h100_snapshot: dict[str, Any], k: int)
     _judge(rc, err, snap)
     # a value of another type (or an impossible one) is a malformed snapshot: exit 2 naming the field,
     # never judged as data. A missing value (null, or unavailable with a reason) is not malformed.
-    retyped = _kind(old) not in ("unavailable", "NoneType") and _kind(new) not in (_kind(old), "unavailable",
-                                                                                    "NoneType")
+    retyped = _kind(old) not in ("unavailable", "NoneType") and _kind(new) not in (
+        _kind(old),
+        "unavailable",
+        "NoneType",
+    )
     negative = _kind(old) == "number" and old >= 0 and _kind(new) == "number" and new < 0
     if retyped or negative or (_kind(new) == "object" and set(new) == {"unavailable"}):
         assert rc == 2, f"{_dotted(leaf)}: {old!r} -> {new!r} gave exit {rc}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import nvml_replay
 import pytest
 import yaml
-from test_probe_host import _runner, make_host
+from test_check_host import _runner, make_host
 
 from dlverify import snapshot
 from dlverify.checks import run_checks

@@ -278,8 +278,10 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if interrupted:
         where = args.output or "stdout"
-        print(f"dlverify: interrupted by {signal.Signals(interrupted).name}: partial report on {where}",
-              file=sys.stderr)
+        print(
+            f"dlverify: interrupted by {signal.Signals(interrupted).name}: partial report on {where}",
+            file=sys.stderr,
+        )
         return 128 + interrupted
     return exit_code(results)
 
@@ -370,8 +372,10 @@ def suites_table(record: dict[str, Any]) -> str:
         console.print(t)
     for op in ("allreduce", "allgather"):
         if "busbw_gb_s" in (coll.get(op) or {}):
-            console.print(f"{op} busbw {coll[op]['busbw_gb_s']:,.1f} GB/s over {coll.get('world_size')} "
-                          f"ranks ({coll.get('backend')})")
+            console.print(
+                f"{op} busbw {coll[op]['busbw_gb_s']:,.1f} GB/s over {coll.get('world_size')} "
+                f"ranks ({coll.get('backend')})"
+            )
     m = (coll.get("p2p") or {}).get("gb_s")
     if m:
         labels = coll.get("ranks") or []

@@ -83,8 +83,10 @@ def mismatched_env(snap: dict[str, Any], spec: Any) -> dict[str, Any]:
         got = env.get("interpreter")  # snapshots from before python_env_interpreter was recorded
     if not isinstance(got, str) or os.path.normpath(got) == os.path.normpath(want):
         return snap
-    why = (f"the snapshot probed {got}, not the spec's env {want}: take it with "
-           "`dlverify snapshot --spec SPEC` so the env's own torch is recorded")
+    why = (
+        f"the snapshot probed {got}, not the spec's env {want}: take it with "
+        "`dlverify snapshot --spec SPEC` so the env's own torch is recorded"
+    )
     return {**snap, "software": {**software, "python_env": Unavailable(why).to_json()}}
 
 

@@ -38,8 +38,11 @@ def _modes(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 def _best_ref(baseline: dict[str, Any] | None, mode: str) -> tuple[str, float] | None:
     if not baseline:
         return None
-    runs = {k: v for k, v in baseline.get("resnet18", {}).items()
-            if k.startswith(mode + "_") and isinstance(v, dict) and "img_s" in v}
+    runs = {
+        k: v
+        for k, v in baseline.get("resnet18", {}).items()
+        if k.startswith(mode + "_") and isinstance(v, dict) and "img_s" in v
+    }
     if not runs:
         return None
     name = max(runs, key=lambda k: runs[k]["img_s"])
@@ -66,9 +69,15 @@ def main(out: Path) -> dict[str, Any]:
         m = ours.get(mode)
         row: dict[str, Any] = {"reference_best": ref and {"recipe": ref[0], "img_s": ref[1]}}
         if m:
-            row.update(img_s=m["img_s"], spread_pct=m.get("spread_pct"), batch=m.get("batch_size"),
-                       precision=m.get("precision"), recipe=m.get("recipe"), compile_s=m.get("compile_s"),
-                       guard=m.get("guard", {}).get("ok"))
+            row.update(
+                img_s=m["img_s"],
+                spread_pct=m.get("spread_pct"),
+                batch=m.get("batch_size"),
+                precision=m.get("precision"),
+                recipe=m.get("recipe"),
+                compile_s=m.get("compile_s"),
+                guard=m.get("guard", {}).get("ok"),
+            )
             if ref:
                 row["ratio"] = m["img_s"] / ref[1]
                 row["goal"] = GOAL[mode]
@@ -79,15 +88,20 @@ def main(out: Path) -> dict[str, Any]:
         for mode, v in _modes(rep).items():
             ref = _best_ref(baseline, mode)
             summary["variants"][name][mode] = {
-                "img_s": v.get("img_s"), "batch": v.get("batch_size"), "recipe": v.get("recipe"),
-                "compile_s": v.get("compile_s"), "spread_pct": v.get("spread_pct"),
-                "ratio": v["img_s"] / ref[1] if ref else None}
+                "img_s": v.get("img_s"),
+                "batch": v.get("batch_size"),
+                "recipe": v.get("recipe"),
+                "compile_s": v.get("compile_s"),
+                "spread_pct": v.get("spread_pct"),
+                "ratio": v["img_s"] / ref[1] if ref else None,
+            }
     warm_wall = timings.get("bench_warm")
     summary["wall_goal_met"] = warm_wall is not None and warm_wall <= WALL_GOAL_S
     if warm and "no_telemetry" in variants:
         a, b = _modes(warm), _modes(variants["no_telemetry"])
         summary["sampler_cost_pct"] = {
-            mode: 100.0 * (1 - a[mode]["img_s"] / b[mode]["img_s"]) for mode in a if mode in b}
+            mode: 100.0 * (1 - a[mode]["img_s"] / b[mode]["img_s"]) for mode in a if mode in b
+        }
         sampler = warm.get("meta", {}).get("bench", {}).get("sampler") or {}
         summary["sampler_cpu_ms_per_sweep"] = sampler.get("cpu_ms_per_sweep")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -96,9 +110,12 @@ def main(out: Path) -> dict[str, Any]:
 
 
 def markdown(s: dict[str, Any]) -> str:
-    lines = [f"card: {s['card']}; torch {s['torch']} (CUDA {s['cuda']}, cuDNN {s['cudnn']})", "",
-             "| mode | dlverify bench img/s | best reference recipe | ratio | goal |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"card: {s['card']}; torch {s['torch']} (CUDA {s['cuda']}, cuDNN {s['cudnn']})",
+        "",
+        "| mode | dlverify bench img/s | best reference recipe | ratio | goal |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for mode, r in s["modes"].items():
         ref = r.get("reference_best") or {}
         ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "-"
@@ -114,8 +131,10 @@ def markdown(s: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"wall (s): {json.dumps(s['wall_s'])}; <= 60 s warm: {s['wall_goal_met']}")
     if "sampler_cost_pct" in s:
-        lines.append(f"sampler cost (throughput lost vs --no-telemetry, %): {s['sampler_cost_pct']}; "
-                     f"CPU per sweep {s.get('sampler_cpu_ms_per_sweep')} ms")
+        lines.append(
+            f"sampler cost (throughput lost vs --no-telemetry, %): {s['sampler_cost_pct']}; "
+            f"CPU per sweep {s.get('sampler_cpu_ms_per_sweep')} ms"
+        )
     return "\n".join(lines)
 
 
