@@ -38,3 +38,36 @@ def pytest_sessionstart(session: object) -> None:
             f"dlverify is imported from {where}, not from this checkout ({ROOT}): "
             f"reinstall it here with `{ROOT}/.venv/bin/pip install -e .` (or `make test-venv`)"
         )
+
+
+# Whole files whose tests start real processes: torch workers on the CPU, ansible-playbook, dpkg/gpg, pip and
+# builds, hostile inputs each in a subprocess under a time limit. `pytest -m "not slow"` leaves them out (the
+# fast set, for the edit-test loop); `make test` and CI run everything.
+SLOW_FILES = {
+    "test_bench_cli.py",
+    "test_bench_recipe.py",
+    "test_bench_runner.py",
+    "test_bench_signals.py",
+    "test_bench_soak.py",
+    "test_bench_suites.py",
+    "test_bench_watchdog.py",
+    "test_device_scripts.py",
+    "test_fleet_playbook.py",
+    "test_harness_jammy.py",
+    "test_harness_mirror.py",
+    "test_hostile_inputs.py",
+    "test_monitoring_rules.py",
+    "test_quickstart.py",
+    "test_release_build.py",
+    "test_release_collection.py",
+    "test_site_gate.py",
+    "test_spec_mapping_services.py",
+}
+
+
+def pytest_collection_modifyitems(config: object, items: list) -> None:
+    import pytest
+
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
