@@ -35,7 +35,7 @@ def test_every_default_is_documented_with_its_value(role: Path):
 
 # Roles whose installed-state assertions live once, in molecule/site/verify-<role>.yml, run by molecule/site,
 # molecule/site-jammy and the role's own scenario, which only adds version moves (README "Tests": CI budget).
-FOLDED_INTO_SITE = {"cuda", "cudnn"}
+FOLDED_INTO_SITE = {"cuda", "cudnn", "miniconda", "pytorch_env"}
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
