@@ -318,25 +318,46 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
     )
 
     def driver(flavour: str) -> list[DebSpec]:
+        """The desktop metapackage (nvidia-driver-535 pulls the X server in, as the real one does through
+        xserver-xorg-video-nvidia-535) and the headless one servers take (nvidia-headless-535: DKMS, the compute
+        user space, no X), with the real packages' relations as far as the roles depend on them."""
         other = "" if flavour else "-open"
+        kind = " (open kernel modules)" if flavour else ""
         return [
             DebSpec(
                 f"nvidia-driver-535{flavour}",
                 v,
-                f"NVIDIA driver metapackage{' (open kernel modules)' if flavour else ''}",
+                f"NVIDIA driver metapackage{kind}",
                 section="restricted/libs",
                 depends=[
                     f"nvidia-dkms-535{flavour} (= {v})",
                     f"nvidia-utils-535 (= {v})",
                     f"nvidia-compute-utils-535 (= {v})",
                     f"libnvidia-compute-535 (= {v})",
+                    f"xserver-xorg-video-nvidia-535 (= {v})",
                 ],
                 conflicts=[f"nvidia-driver-535{other}"],
             ),
             DebSpec(
+                f"nvidia-headless-535{flavour}",
+                v,
+                f"NVIDIA headless metapackage{kind}",
+                section="restricted/libs",
+                depends=[f"nvidia-headless-no-dkms-535{flavour} (= {v})", f"nvidia-dkms-535{flavour} (= {v})"],
+                conflicts=[f"nvidia-headless-535{other}"],
+            ),
+            DebSpec(
+                f"nvidia-headless-no-dkms-535{flavour}",
+                v,
+                f"NVIDIA headless metapackage - no DKMS{kind}",
+                section="restricted/libs",
+                depends=[f"nvidia-compute-utils-535 (= {v})", f"libnvidia-compute-535 (= {v})"],
+                conflicts=[f"nvidia-headless-no-dkms-535{other}"],
+            ),
+            DebSpec(
                 f"nvidia-dkms-535{flavour}",
                 v,
-                f"NVIDIA DKMS package{' (open kernel modules)' if flavour else ''}",
+                f"NVIDIA DKMS package{kind}",
                 section="restricted/kernel",
                 details="Builds no kernel module.",
                 conflicts=[f"nvidia-dkms-535{other}"],
@@ -355,6 +376,15 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
         ),
         *driver(""),
         *driver("-open"),
+        DebSpec(
+            "xserver-xorg-video-nvidia-535",
+            v,
+            "NVIDIA binary Xorg driver",
+            section="restricted/x11",
+            depends=["xserver-xorg-core"],
+            details="Ships no X driver; depends on the distribution's real xserver-xorg-core, as the real\n"
+            "package does, so a desktop metapackage brings the X server onto a host.",
+        ),
         DebSpec(
             "nvidia-utils-535",
             v,
@@ -542,6 +572,8 @@ UBUNTU_TRANSITIONAL_VERSION = "535.309.01-0ubuntu0.22.04.2"
 UBUNTU_580_VERSION = "580.95.05-0ubuntu0.22.04.1"
 UBUNTU_DRIVER_PACKAGES = (
     "nvidia-driver-{}",
+    "nvidia-headless-{}",
+    "nvidia-headless-no-dkms-{}",
     "nvidia-dkms-{}",
     "nvidia-utils-{}",
     "nvidia-compute-utils-{}",
