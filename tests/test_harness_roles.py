@@ -367,13 +367,12 @@ def test_every_condition_is_a_string_not_a_mapping():
     ],
 )
 def test_driver_metapackage_is_headless_unless_asked(headless: bool, open_modules: bool, first: str):
-    """nvidia-driver-535 pulls the X server (xserver-xorg-video-nvidia-535 -> xserver-xorg-core) onto a server:
-    the default is the headless metapackage; the desktop one only when nvidia_driver_headless is false. The first
-    package is the one whose versions the role looks up, so it must be the metapackage."""
+    """nvidia-driver-535 pulls the X server (xserver-xorg-video-nvidia-535 -> xserver-xorg-core) onto a
+    server: the default is the headless metapackage; the desktop one only when nvidia_driver_headless
+    is false.
+    The first package is the one whose versions the role looks up, so it must be the metapackage."""
     facts = {"nvidia_driver_headless": headless, "nvidia_driver_open_kernel_modules": open_modules}
-    packages = [
-        _render("{{ _nvidia_driver_cuda_repo_packages[%d] }}" % i, facts).strip() for i in range(4)
-    ]
+    packages = [_render(f"{{{{ _nvidia_driver_cuda_repo_packages[{i}] }}}}", facts).strip() for i in range(4)]
     assert packages[0] == first
     assert "nvidia-utils-535" in packages  # nvidia-smi: the headless metapackage does not carry it
     assert headless == all("nvidia-driver-" not in p for p in packages)

@@ -319,8 +319,8 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
 
     def driver(flavour: str) -> list[DebSpec]:
         """The desktop metapackage (nvidia-driver-535 pulls the X server in, as the real one does through
-        xserver-xorg-video-nvidia-535) and the headless one servers take (nvidia-headless-535: DKMS, the compute
-        user space, no X), with the real packages' relations as far as the roles depend on them."""
+        xserver-xorg-video-nvidia-535) and the headless one servers take (nvidia-headless-535: DKMS, the
+        compute user space, no X), with the real packages' relations as far as the roles depend on them."""
         other = "" if flavour else "-open"
         kind = " (open kernel modules)" if flavour else ""
         return [
@@ -343,7 +343,10 @@ def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
                 v,
                 f"NVIDIA headless metapackage{kind}",
                 section="restricted/libs",
-                depends=[f"nvidia-headless-no-dkms-535{flavour} (= {v})", f"nvidia-dkms-535{flavour} (= {v})"],
+                depends=[
+                    f"nvidia-headless-no-dkms-535{flavour} (= {v})",
+                    f"nvidia-dkms-535{flavour} (= {v})",
+                ],
                 conflicts=[f"nvidia-headless-535{other}"],
             ),
             DebSpec(
