@@ -390,9 +390,19 @@ def make_fake_root(root: Path, env_record: dict[str, Any] | None = None, card: C
     (root / "etc/os-release").write_text(sw["os_release"])
     py = root / "opt/dl/bin/python3"
     py.parent.mkdir(parents=True)
-    doc = json.dumps(env_record_for(card) if env_record is None else env_record)
+    record = dict(env_record_for(card) if env_record is None else env_record)
+    # TensorFlow's own view of the GPUs is asked by a second script (probes.software.TF_SCRIPT)
+    tf = record.pop("tensorflow_gpus", None)
+    tf_answer = (
+        f"echo '{json.dumps({'gpus': tf})}'; exit 0"
+        if isinstance(tf, int)
+        else f"echo {json.dumps(str((tf or {}).get('unavailable', 'No module named tensorflow')))} >&2; exit 1"
+    )
+    doc = json.dumps(record)
     py.write_text(
-        "#!/bin/sh\n# dlverify test stand-in for an env interpreter\ncat <<'EOF'\n" + doc + "\nEOF\n"
+        "#!/bin/sh\n# dlverify test stand-in for an env interpreter\n"
+        f'case "$3" in *list_physical_devices*) {tf_answer} ;; esac\n'
+        "cat <<'EOF'\n" + doc + "\nEOF\n"
     )
     py.chmod(0o755)
     return root

@@ -176,3 +176,37 @@ def test_missing_env_fails(monkeypatch, tmp_path) -> None:
     ids = _ids(spec, snap)
     assert ids["software.python"].status is Status.FAIL and "does not exist" in ids["software.python"].detail
     assert ids["software.torch"].status is Status.FAIL
+
+
+@pytest.mark.parametrize(
+    ("seen", "status"),
+    [
+        (1, Status.PASS),  # the recorded H100 host has one GPU
+        (0, Status.FAIL),  # a CPU-only wheel, or CUDA libraries TensorFlow cannot load
+        ({"unavailable": "tensorflow could not list the GPUs: ImportError"}, Status.FAIL),
+    ],
+)
+def test_pinned_tensorflow_must_see_the_gpus(monkeypatch, tmp_path, seen, status) -> None:
+    snap = _sw_snapshot(monkeypatch, tmp_path, tensorflow="2.15.0", tensorflow_gpus=seen)
+    spec = nvml_replay.h100_spec(frameworks={"pytorch": "2.11.0+cu130", "tensorflow": "2.15.0"})
+    ids = _ids(spec, snap)
+    assert ids["software.framework.tensorflow"].status is Status.PASS
+    assert ids["software.framework.tensorflow.gpus"].status is status
+    if status is Status.FAIL:
+        assert ids["software.framework.tensorflow.gpus"].detail
+
+
+def test_tensorflow_gpus_probed_in_its_own_interpreter(tmp_path) -> None:
+    """TensorFlow is asked apart from torch (two cuDNN builds in one process can crash it); a failing import is
+    a reason, not an exception."""
+    from dlverify.probes.software import probe_tensorflow_gpus
+
+    good = tmp_path / "good-python"
+    good.write_text('#!/bin/sh\necho "2026 tf logs on stdout"\necho \'{"gpus": 8}\'\n')
+    bad = tmp_path / "bad-python"
+    bad.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'tensorflow'\" >&2\nexit 1\n")
+    for exe in (good, bad):
+        exe.chmod(0o755)
+    assert probe_tensorflow_gpus(str(good)) == 8
+    why = probe_tensorflow_gpus(str(bad))
+    assert not isinstance(why, int) and "ModuleNotFoundError" in str(why)

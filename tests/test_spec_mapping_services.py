@@ -31,6 +31,7 @@ VARS = [
     "jupyterlab_tls_key",
     "jupyterlab_kernel_name",
     "jupyterlab_kernel_python",
+    "pytorch_env_pip_packages",
 ]
 BASE = {
     "nvidia_driver": "535",
@@ -116,3 +117,22 @@ def test_absent_or_disabled_sections_run_nothing(tmp_path: Path) -> None:
     got = _mapped(tmp_path, {**BASE, "python_env": venv_env, "jupyter": {"users": ["a"], "enabled": False}})
     assert not got["jupyterlab_enabled"]
     assert got["jupyterlab_kernel_python"].strip() == "/opt/venvs/dl/bin/python"
+
+
+@pytest.mark.parametrize(
+    ("frameworks", "want"),
+    [
+        ({"pytorch": "2.1.2", "torchvision": "0.16.2"}, []),
+        # the release's own CUDA wheels (the [and-cuda] extra exists from 2.14 on)
+        ({"pytorch": "2.1.2", "tensorflow": "2.15.0"}, ["tensorflow[and-cuda]==2.15.0"]),
+        (
+            {"pytorch": "2.1.2", "tensorflow": "2.13.1", "jax": "0.4.30"},
+            ["tensorflow==2.13.1", "jax[cuda12]==0.4.30"],
+        ),
+        ({"pytorch": "2.1.2+cpu", "tensorflow": "2.15.0"}, ["tensorflow==2.15.0"]),
+    ],
+)
+def test_every_pinned_framework_is_installed_into_the_env(tmp_path: Path, frameworks: dict, want: list):
+    """Issue 13: every framework the spec pins goes into the env, not only the torch family."""
+    mapped = _mapped(tmp_path, {**BASE, "frameworks": frameworks, "containers": {}, "jupyter": None})
+    assert sorted(mapped["pytorch_env_pip_packages"]) == sorted(want)

@@ -230,6 +230,7 @@ FIELDS: dict[str, str] = {
     "software.python_env.torch_cuda": _STR,
     "software.python_env.cuda_available": _BOOL,
     "software.python_env.device_count": _NUM,
+    "software.python_env.tensorflow_gpus": _NUM,
     "software.python_env.nccl": _STR,
     **{
         f"software.python_env.{k}": _STR

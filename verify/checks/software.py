@@ -144,6 +144,8 @@ def _env(spec: Spec, snap: Json, env: Any, j: Recorder) -> None:
         cid = f"software.framework.{name}"
         if isinstance(have, str) and same_version(want, have):
             j.check(cid, name).ok(have, want)
+            if key == "tensorflow":
+                _tensorflow_gpus(spec, snap, env, j)
         else:
             j.check(cid, name).fail(
                 have if isinstance(have, str) else None,
@@ -152,6 +154,30 @@ def _env(spec: Spec, snap: Json, env: Any, j: Recorder) -> None:
                 if isinstance(have, str)
                 else f"{name} not installed in the env ({missing(have) or 'not probed'})",
             )
+
+
+def _tensorflow_gpus(spec: Spec, snap: Json, env: Json, j: Recorder) -> None:
+    """A pinned TensorFlow must see the GPUs NVML sees: a CPU-only wheel or CUDA libraries it cannot load
+    (its [and-cuda] wheels missing) leave it on the CPU without a word."""
+    c = j.check("software.framework.tensorflow.gpus", "TensorFlow GPUs")
+    if not spec.hardware.gpus:
+        c.skip("the spec lists no GPUs")
+        return
+    count = env.get("tensorflow_gpus")
+    nvml_count = get(snap, "nvml", "gpu_count")
+    expect = nvml_count if isinstance(nvml_count, int) else spec.hardware.gpu_count
+    src = "NVML" if isinstance(nvml_count, int) else "the spec (NVML unavailable)"
+    if missing(count) or not isinstance(count, int):
+        c.fail(None, expect, missing(count) or "not probed")
+    elif count == expect and count > 0:
+        c.ok(count, f"{expect} ({src})")
+    else:
+        c.fail(
+            count,
+            expect,
+            f"TensorFlow sees {count} GPU(s), {src} {expect} (a CPU-only build? CUDA libraries "
+            "it cannot load: tensorflow[and-cuda]?)",
+        )
 
 
 def _torch(spec: Spec, snap: Json, env: Json, want_torch: str | None, j: Recorder) -> None:

@@ -184,6 +184,35 @@ def probe_cudnn(root: Path) -> dict[str, str] | Unavailable:
     return Unavailable("cuDNN not found (no cudnn_version.h and no libcudnn.so.N in the usual places)")
 
 
+# TensorFlow's own view of the GPUs, in an interpreter of its own: TensorFlow and torch each load their CUDA
+# libraries, and two cuDNN builds in one process can crash it (one broken framework must cost one field).
+TF_SCRIPT = r"""
+import json
+import tensorflow as tf
+print()
+print(json.dumps({"gpus": len(tf.config.list_physical_devices("GPU"))}))
+"""
+
+
+def probe_tensorflow_gpus(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> int | Unavailable:
+    """How many GPUs TensorFlow sees in the env (tf.config.list_physical_devices("GPU"))."""
+    try:
+        rc, out, err = _run([interpreter, "-I", "-c", TF_SCRIPT], timeout)
+    except subprocess.TimeoutExpired:
+        return Unavailable(f"import tensorflow did not finish within {timeout:.0f} s")
+    except OSError as exc:
+        return Unavailable(f"{interpreter} could not run: {exc.strerror or exc}")
+    lines = [line for line in out.splitlines() if line.strip()]
+    try:
+        data = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("gpus"), int):
+        tail = (err.strip().splitlines() or [f"rc {rc}"])[-1]
+        return Unavailable(f"tensorflow could not list the GPUs: {tail[:200]}")
+    return int(data["gpus"])
+
+
 def probe_python_env(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> dict[str, Any] | Unavailable:
     if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
         return Unavailable(f"interpreter {interpreter} does not exist (env not created?)")
@@ -202,6 +231,8 @@ def probe_python_env(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> dict[s
         tail = (err.strip().splitlines() or [f"rc {rc}"])[-1]
         return Unavailable(f"{interpreter} gave no probe result: {tail[:200]}")
     data["interpreter"] = interpreter
+    if isinstance(data.get("tensorflow"), str):  # installed: ask it what it sees, apart from torch
+        data["tensorflow_gpus"] = probe_tensorflow_gpus(interpreter, timeout)
     cudnn = data.get("torch_cudnn")
     if isinstance(cudnn, int):
         data["torch_cudnn"] = cudnn_version_from_int(cudnn)
