@@ -396,7 +396,8 @@ def make_fake_root(root: Path, env_record: dict[str, Any] | None = None, card: C
     tf_answer = (
         f"echo '{json.dumps({'gpus': tf})}'; exit 0"
         if isinstance(tf, int)
-        else f"echo {json.dumps(str((tf or {}).get('unavailable', 'No module named tensorflow')))} >&2; exit 1"
+        else f"echo {json.dumps(str((tf or {}).get('unavailable', 'No module named tensorflow')))} >&2; "
+        "exit 1"
     )
     doc = json.dumps(record)
     py.write_text(

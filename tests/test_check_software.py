@@ -197,8 +197,8 @@ def test_pinned_tensorflow_must_see_the_gpus(monkeypatch, tmp_path, seen, status
 
 
 def test_tensorflow_gpus_probed_in_its_own_interpreter(tmp_path) -> None:
-    """TensorFlow is asked apart from torch (two cuDNN builds in one process can crash it); a failing import is
-    a reason, not an exception."""
+    """TensorFlow is asked apart from torch (two cuDNN builds in one process can crash it); a failing
+    import is a reason, not an exception."""
     from dlverify.probes.software import probe_tensorflow_gpus
 
     good = tmp_path / "good-python"

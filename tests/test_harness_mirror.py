@@ -582,3 +582,41 @@ def test_grafana_stand_in_runs_in_the_foreground_as_its_type_simple_unit_needs(t
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@needs_debian_tools
+def test_prometheus_release_stand_in_has_the_upstream_layout(tmp_path: Path) -> None:
+    """The release-tarball stand-in repackages Debian's prometheus binaries as upstream's tarball
+    (prometheus-X.linux-amd64/{prometheus,promtool,...}) with sha256sums.txt, and says it is a stand-in."""
+    import tarfile
+
+    import mirror_releases
+
+    pkg = tmp_path / "pkg"
+    for name in ("prometheus", "promtool"):
+        exe = pkg / "usr" / "bin" / name
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text(f"#!/bin/sh\necho {name}\n")
+        exe.chmod(0o755)
+    (pkg / "DEBIAN").mkdir()
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: prometheus\nVersion: 2.42.0+ds-5+b5\nArchitecture: amd64\n"
+        "Maintainer: t <t@t>\nDescription: t\n"
+    )
+    deb = tmp_path / "prometheus_2.42.0+ds-5+b5_amd64.deb"
+    subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
+
+    version, tarball = mirror_releases.prometheus_tarball(deb, tmp_path / "www" / "prometheus")
+    assert version == "2.42.0"
+    assert (
+        tarball == tmp_path / "www/prometheus/releases/download/v2.42.0/prometheus-2.42.0.linux-amd64.tar.gz"
+    )
+    with tarfile.open(tarball) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        top = "prometheus-2.42.0.linux-amd64"
+        assert {f"{top}/prometheus", f"{top}/promtool", f"{top}/DLVERIFY-STAND-IN"} <= set(members)
+        assert members[f"{top}/prometheus"].mode & 0o111
+        assert tar.extractfile(f"{top}/promtool").read() == b"#!/bin/sh\necho promtool\n"
+        assert b"STAND-IN" in tar.extractfile(f"{top}/DLVERIFY-STAND-IN").read()
+    digest, name = (tarball.parent / "sha256sums.txt").read_text().split()
+    assert name == tarball.name and digest == hashlib.sha256(tarball.read_bytes()).hexdigest()

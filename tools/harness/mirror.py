@@ -47,6 +47,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling stand-in modules (mirror_containers.py)
 import mirror_containers  # noqa: E402
+import mirror_releases  # noqa: E402
 
 STANDINS = HERE / "standins"
 DISTROS = ("ubuntu2204", "debian12")
@@ -948,7 +949,12 @@ def write_pip_index(wheel_dir: Path, index_dir: Path) -> int:
 
 def inputs_hash(wheels: dict[str, Path]) -> str:
     digest = hashlib.sha256()
-    sources = [Path(__file__).resolve(), CUDNN_DATA, Path(mirror_containers.__file__)]
+    sources = [
+        Path(__file__).resolve(),
+        CUDNN_DATA,
+        Path(mirror_containers.__file__),
+        Path(mirror_releases.__file__),
+    ]
     for path in [*sources, *sorted(STANDINS.iterdir())]:
         digest.update(path.name.encode() + path.read_bytes())
     for key in sorted(wheels):
@@ -1013,6 +1019,19 @@ def build(force: bool) -> int:
         for spec in mirror_containers.toolkit_specs(DebSpec):
             build_deb(spec, toolkit_repo)
         write_flat_repo(toolkit_repo, gpg, origin=mirror_containers.TOOLKIT_ORIGIN)
+
+        try:
+            deb = mirror_releases.debian_prometheus(mirror_dir() / "downloads")
+            version, _ = mirror_releases.prometheus_tarball(deb, staging / "prometheus")
+            print(
+                f"mirror: Prometheus {version} release-tarball stand-in (Debian's binaries) from {deb.name}"
+            )
+        except mirror_releases.ReleaseError as exc:
+            print(
+                f"mirror: WARNING: NO PROMETHEUS RELEASE TARBALL ({exc}); the monitoring role's tarball path "
+                "cannot be tested",
+                file=sys.stderr,
+            )
 
         harness_repo = staging / "harness"
         for spec in harness_test_specs():
@@ -1186,6 +1205,18 @@ def stop(user: int | None = None) -> int:
     return 0
 
 
+def prometheus_release_env(base: str) -> dict[str, str]:
+    """The Prometheus release-tarball stand-in's version and sha256 (empty when the build did not make it)."""
+    sums = sorted((www_dir() / "prometheus" / "releases" / "download").glob("v*/sha256sums.txt"))
+    if not sums:
+        return {"DLV_PROMETHEUS_RELEASE_VERSION": "", "DLV_PROMETHEUS_RELEASE_SHA256": ""}
+    digest = sums[-1].read_text().split()[0]
+    return {
+        "DLV_PROMETHEUS_RELEASE_VERSION": sums[-1].parent.name[1:],
+        "DLV_PROMETHEUS_RELEASE_SHA256": digest,
+    }
+
+
 def env_lines() -> list[str]:
     installer = www_dir() / "miniconda" / MINICONDA_NAME
     if not installer.is_file():
@@ -1206,6 +1237,7 @@ def env_lines() -> list[str]:
         "DLV_MIRROR_TOOLKIT_REPO": f"{base}/libnvidia-container/stable/deb/$(ARCH)",
         # Not in the roles' contract: Ubuntu's archive as a real jammy host sees it (transitional *-535).
         "DLV_MIRROR_UBUNTU_ARCHIVE": f"{base}/ubuntu-archive/",
+        **prometheus_release_env(base),
     }
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
