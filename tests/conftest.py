@@ -53,6 +53,7 @@ SLOW_FILES = {
     "test_bench_watchdog.py",
     "test_device_scripts.py",
     "test_fleet_playbook.py",
+    "test_fleet_scenario.py",
     "test_harness_jammy.py",
     "test_harness_mirror.py",
     "test_hostile_inputs.py",
