@@ -106,7 +106,9 @@ class Page:
                 return result
 
     def js(self, expr: str) -> Any:
-        return self.call("Runtime.evaluate", expression=expr, returnByValue=True).get("result", {}).get("value")
+        return (
+            self.call("Runtime.evaluate", expression=expr, returnByValue=True).get("result", {}).get("value")
+        )
 
     def wait_for(self, expr: str, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -129,8 +131,17 @@ def main() -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlv-chromium-") as profile:
-        args = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1280,800",
-                "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1280,800",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             assert proc.stderr is not None
@@ -157,7 +168,9 @@ def main() -> int:
                 "document.querySelector('input[type=password]').value = " + json.dumps(password) + ";"
                 "document.querySelector('input[type=password]').form.submit(); true"
             )
-            shell = "!!document.querySelector('#jp-main-dock-panel') && !!document.querySelector('.jp-Launcher')"
+            shell = (
+                "!!document.querySelector('#jp-main-dock-panel') && !!document.querySelector('.jp-Launcher')"
+            )
             result["lab"] = page.wait_for(shell, 90)
             time.sleep(3)  # the launcher's icons load after the shell
             result["lab_url"] = page.js("location.href")
