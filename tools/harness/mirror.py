@@ -807,6 +807,30 @@ class Gpg:
         )
 
 
+def key_fingerprints(key_file: Path) -> list[str]:
+    """The fingerprints of the primary keys in an OpenPGP key file, as the cuda role reads them.
+
+    ``gpg --show-keys`` in a throwaway home: the key is read, never imported.
+    """
+    with tempfile.TemporaryDirectory(prefix="dlv-gpg.") as home:
+        done = subprocess.run(
+            ["gpg", "--homedir", home, "--batch", "--quiet", "--with-colons", "--show-keys", str(key_file)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise MirrorError(f"gpg cannot read the key {key_file}: {done.stderr.strip()}")
+    fingerprints: list[str] = []
+    primary = False
+    for line in done.stdout.splitlines():
+        fields = line.split(":")
+        if fields[0] == "fpr" and primary:
+            fingerprints.append(fields[9])
+        primary = fields[0] == "pub"
+    return fingerprints
+
+
 def write_flat_repo(repo: Path, gpg: Gpg, origin: tuple[str, str] = CUDA_ORIGIN) -> None:
     """Index and sign the .debs in `repo`: Packages(.gz), Release, InRelease, Release.gpg."""
     packages = run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=repo).stdout
@@ -1157,10 +1181,15 @@ def env_lines() -> list[str]:
         raise MirrorError("the mirror is not built; run `mirror.py build` first")
     base = url()
     pip_index = f"{base}/pypi/simple/" if (www_dir() / "pypi" / "simple").is_dir() else ""
+    fingerprints = key_fingerprints(www_dir() / "keys" / "dlv-mirror.asc")
+    if len(fingerprints) != 1:
+        raise MirrorError(f"the mirror's key file holds {len(fingerprints)} keys, not one: {fingerprints}")
     values = {
         "DLV_MIRROR_URL": base,
         "DLV_MIRROR_CUDA_REPO": f"{base}/cuda/repos/{{distro}}/x86_64/",
         "DLV_MIRROR_KEY_URL": f"{base}/keys/dlv-mirror.asc",
+        # the fingerprint of that key (cuda_repo_key_fingerprints): the roles check it, as they check NVIDIA's
+        "DLV_MIRROR_KEY_FINGERPRINT": fingerprints[0],
         "DLV_MINICONDA_URL": f"{base}/miniconda/{MINICONDA_NAME}",
         "DLV_MINICONDA_SHA256": sha256_file(installer),
         "DLV_PIP_INDEX_URL": pip_index,
