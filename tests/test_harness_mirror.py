@@ -278,6 +278,80 @@ def test_env_before_build_says_what_to_do(fake_cache, capsys):
     assert "run `mirror.py build` first" in capsys.readouterr().err
 
 
+needs_gpg = pytest.mark.skipif(not shutil.which("gpg"), reason="needs gnupg (apt-get install gnupg)")
+
+
+def _gpg_test(home: Path, *args: str) -> str:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--pinentry-mode", "loopback", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def make_keys(home: Path, count: int) -> list[str]:
+    """`count` fresh ed25519 keys, each with an encryption subkey, in `home`; their primary fingerprints."""
+    home.mkdir(mode=0o700, parents=True)
+    made: list[str] = []
+    for number in range(count):
+        uid = f"dlv test {number} <t{number}@example.invalid>"
+        _gpg_test(home, "--quick-gen-key", uid, "ed25519", "sign", "never")
+        lines = _gpg_test(home, "--with-colons", "--list-secret-keys").splitlines()
+        primaries = [lines[i + 1].split(":")[9] for i, line in enumerate(lines) if line.startswith("sec:")]
+        fpr = next(f for f in primaries if f not in made)
+        _gpg_test(home, "--quick-add-key", fpr, "cv25519", "encr", "never")
+        made.append(fpr)
+    return made
+
+
+def export_keys(home: Path, path: Path, *fingerprints: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--armor", "--export", *fingerprints],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    return path
+
+
+@needs_gpg
+def test_key_fingerprints_are_the_primary_keys_not_the_subkeys(tmp_path):
+    home = tmp_path / "gnupg"
+    first, second = make_keys(home, 2)
+    one = export_keys(home, tmp_path / "one.asc", first)
+    both = export_keys(home, tmp_path / "both.asc", first, second)
+    assert mirror.key_fingerprints(one) == [first]
+    assert sorted(mirror.key_fingerprints(both)) == sorted([first, second])
+    # an error page where the key should be is an error, not "no fingerprint"
+    page = tmp_path / "page.asc"
+    page.write_text("<html>404</html>\n")
+    with pytest.raises(mirror.MirrorError, match="gpg cannot read the key"):
+        mirror.key_fingerprints(page)
+
+
+@needs_gpg
+def test_env_exports_the_served_keys_fingerprint(fake_cache, tmp_path, capsys):
+    """The scenarios trust DLV_MIRROR_KEY_FINGERPRINT (.config/molecule/config.yml)."""
+    www = fake_cache / "mirror" / "www"
+    (www / "miniconda").mkdir(parents=True)
+    (www / "miniconda" / mirror.MINICONDA_NAME).write_bytes(b"#!/bin/sh\n")
+    home = tmp_path / "gnupg"
+    first, second = make_keys(home, 2)
+    export_keys(home, www / "keys" / "dlv-mirror.asc", first)
+    assert mirror.main(["env"]) == 0
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines()
+    )
+    assert exports["DLV_MIRROR_KEY_FINGERPRINT"] == first
+    # a key file of two keys would make the scenarios trust a key the repository is not signed with
+    export_keys(home, www / "keys" / "dlv-mirror.asc", first, second)
+    assert mirror.main(["env"]) == 1
+    assert "holds 2 keys, not one" in capsys.readouterr().err
+
+
 # --- the real build -----------------------------------------------------------------------------------------
 
 
@@ -469,6 +543,7 @@ def test_build_makes_a_signed_flat_repo_apt_can_verify(fake_cache, tmp_path, cap
     assert exports["DLV_MIRROR_URL"] == f"http://127.0.0.1:{port}"
     assert exports["DLV_MIRROR_CUDA_REPO"] == f"'http://127.0.0.1:{port}/cuda/repos/{{distro}}/x86_64/'"
     assert exports["DLV_MIRROR_KEY_URL"].endswith("/keys/dlv-mirror.asc")
+    assert exports["DLV_MIRROR_KEY_FINGERPRINT"] == fingerprint
     installer = www / "miniconda" / "Miniconda3-py310_23.5.2-0-Linux-x86_64.sh"
     assert exports["DLV_MINICONDA_URL"].endswith("/miniconda/" + installer.name)
     assert exports["DLV_MINICONDA_SHA256"] == hashlib.sha256(installer.read_bytes()).hexdigest()

@@ -47,6 +47,7 @@ from mirror_apt import (  # noqa: E402
     DebSpec,
     Gpg,
     build_deb,
+    key_fingerprints,
     release_text,
     write_flat_repo,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "Gpg",
     "daemon_package_files",
     "grafana_spec",
+    "key_fingerprints",
     "main",
     "miniconda_installer",
     "release_text",

@@ -207,6 +207,30 @@ class Gpg:
         )
 
 
+def key_fingerprints(key_file: Path) -> list[str]:
+    """The fingerprints of the primary keys in an OpenPGP key file, as the cuda role reads them.
+
+    ``gpg --show-keys`` in a throwaway home: the key is read, never imported.
+    """
+    with tempfile.TemporaryDirectory(prefix="dlv-gpg.") as home:
+        done = subprocess.run(
+            ["gpg", "--homedir", home, "--batch", "--quiet", "--with-colons", "--show-keys", str(key_file)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise MirrorError(f"gpg cannot read the key {key_file}: {done.stderr.strip()}")
+    fingerprints: list[str] = []
+    primary = False
+    for line in done.stdout.splitlines():
+        fields = line.split(":")
+        if fields[0] == "fpr" and primary:
+            fingerprints.append(fields[9])
+        primary = fields[0] == "pub"
+    return fingerprints
+
+
 def write_flat_repo(repo: Path, gpg: Gpg, origin: tuple[str, str] = CUDA_ORIGIN) -> None:
     """Index and sign the .debs in `repo`: Packages(.gz), Release, InRelease, Release.gpg."""
     packages = run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=repo).stdout

@@ -17,6 +17,7 @@ import urllib.request
 from functools import partial
 from pathlib import Path
 
+from mirror_apt import key_fingerprints
 from mirror_catalogue import MINICONDA_NAME
 from mirror_common import MirrorError, mirror_dir, port, sha256_file, www_dir
 
@@ -173,10 +174,15 @@ def env_lines() -> list[str]:
         raise MirrorError("the mirror is not built; run `mirror.py build` first")
     base = url()
     pip_index = f"{base}/pypi/simple/" if (www_dir() / "pypi" / "simple").is_dir() else ""
+    fingerprints = key_fingerprints(www_dir() / "keys" / "dlv-mirror.asc")
+    if len(fingerprints) != 1:
+        raise MirrorError(f"the mirror's key file holds {len(fingerprints)} keys, not one: {fingerprints}")
     values = {
         "DLV_MIRROR_URL": base,
         "DLV_MIRROR_CUDA_REPO": f"{base}/cuda/repos/{{distro}}/x86_64/",
         "DLV_MIRROR_KEY_URL": f"{base}/keys/dlv-mirror.asc",
+        # the fingerprint of that key (cuda_repo_key_fingerprints): the roles check it, as they check NVIDIA's
+        "DLV_MIRROR_KEY_FINGERPRINT": fingerprints[0],
         "DLV_MINICONDA_URL": f"{base}/miniconda/{MINICONDA_NAME}",
         "DLV_MINICONDA_SHA256": sha256_file(installer),
         "DLV_PIP_INDEX_URL": pip_index,
