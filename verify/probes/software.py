@@ -194,32 +194,12 @@ print(json.dumps({"gpus": len(tf.config.list_physical_devices("GPU"))}))
 """
 
 
-def probe_tensorflow_gpus(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> int | Unavailable:
-    """How many GPUs TensorFlow sees in the env (tf.config.list_physical_devices("GPU"))."""
+def _run_env_script(interpreter: str, script: str, timeout: float, what: str) -> dict[str, Any] | Unavailable:
+    """Run `script` in the env's interpreter (isolated mode); its last stdout line is a JSON object."""
     try:
-        rc, out, err = _run([interpreter, "-I", "-c", TF_SCRIPT], timeout)
+        rc, out, err = _run([interpreter, "-I", "-c", script], timeout)
     except subprocess.TimeoutExpired:
-        return Unavailable(f"import tensorflow did not finish within {timeout:.0f} s")
-    except OSError as exc:
-        return Unavailable(f"{interpreter} could not run: {exc.strerror or exc}")
-    lines = [line for line in out.splitlines() if line.strip()]
-    try:
-        data = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not isinstance(data.get("gpus"), int):
-        tail = (err.strip().splitlines() or [f"rc {rc}"])[-1]
-        return Unavailable(f"tensorflow could not list the GPUs: {tail[:200]}")
-    return int(data["gpus"])
-
-
-def probe_python_env(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> dict[str, Any] | Unavailable:
-    if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
-        return Unavailable(f"interpreter {interpreter} does not exist (env not created?)")
-    try:
-        rc, out, err = _run([interpreter, "-I", "-c", ENV_SCRIPT], timeout)
-    except subprocess.TimeoutExpired:
-        return Unavailable(f"{interpreter} did not answer within {timeout:.0f} s")
+        return Unavailable(f"{what} did not answer within {timeout:.0f} s")
     except OSError as exc:
         return Unavailable(f"{interpreter} could not run: {exc.strerror or exc}")
     lines = [line for line in out.splitlines() if line.strip()]
@@ -229,7 +209,26 @@ def probe_python_env(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> dict[s
         data = None
     if not isinstance(data, dict):
         tail = (err.strip().splitlines() or [f"rc {rc}"])[-1]
-        return Unavailable(f"{interpreter} gave no probe result: {tail[:200]}")
+        return Unavailable(f"{what} gave no result: {tail[:200]}")
+    return data
+
+
+def probe_tensorflow_gpus(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> int | Unavailable:
+    """How many GPUs TensorFlow sees in the env (tf.config.list_physical_devices("GPU"))."""
+    data = _run_env_script(interpreter, TF_SCRIPT, timeout, "import tensorflow")
+    if isinstance(data, Unavailable):
+        return data
+    if not isinstance(data.get("gpus"), int):
+        return Unavailable(f"tensorflow could not list the GPUs: {data!r:.200}")
+    return int(data["gpus"])
+
+
+def probe_python_env(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> dict[str, Any] | Unavailable:
+    if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
+        return Unavailable(f"interpreter {interpreter} does not exist (env not created?)")
+    data = _run_env_script(interpreter, ENV_SCRIPT, timeout, interpreter)
+    if isinstance(data, Unavailable):
+        return data
     data["interpreter"] = interpreter
     if isinstance(data.get("tensorflow"), str):  # installed: ask it what it sees, apart from torch
         data["tensorflow_gpus"] = probe_tensorflow_gpus(interpreter, timeout)
