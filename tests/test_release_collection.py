@@ -123,6 +123,7 @@ USER_PLAYBOOK = f"""---
     - role: {FQCN}.containers
     - role: {FQCN}.miniconda
     - role: {FQCN}.pytorch_env
+    - role: {FQCN}.jupyterlab
     - role: {FQCN}.monitoring
 """
 
