@@ -281,6 +281,16 @@ def test_env_before_build_says_what_to_do(fake_cache, capsys):
 needs_gpg = pytest.mark.skipif(not shutil.which("gpg"), reason="needs gnupg (apt-get install gnupg)")
 
 
+@pytest.fixture(autouse=True)
+def _no_gpg_agent_left(tmp_path: Path):
+    """Every GnuPG home a test made (keys generated, repositories signed) has its gpg-agent stopped after it:
+    no daemon outlives the test run."""
+    yield
+    if shutil.which("gpgconf"):
+        for home in tmp_path.rglob("gnupg"):
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+
+
 def _gpg_test(home: Path, *args: str) -> str:
     return subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--pinentry-mode", "loopback", *args],
