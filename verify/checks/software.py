@@ -156,6 +156,14 @@ def _env(spec: Spec, snap: Json, env: Any, j: Recorder) -> None:
             )
 
 
+def _expected_gpus(spec: Spec, snap: Json) -> tuple[int, str]:
+    """How many GPUs a framework must see, and whose count that is: NVML's, else the spec's."""
+    nvml_count = get(snap, "nvml", "gpu_count")
+    if isinstance(nvml_count, int):
+        return nvml_count, "NVML"
+    return spec.hardware.gpu_count, "the spec (NVML unavailable)"
+
+
 def _tensorflow_gpus(spec: Spec, snap: Json, env: Json, j: Recorder) -> None:
     """A pinned TensorFlow must see the GPUs NVML sees: a CPU-only wheel or CUDA libraries it cannot load
     (its [and-cuda] wheels missing) leave it on the CPU without a word."""
@@ -164,9 +172,7 @@ def _tensorflow_gpus(spec: Spec, snap: Json, env: Json, j: Recorder) -> None:
         c.skip("the spec lists no GPUs")
         return
     count = env.get("tensorflow_gpus")
-    nvml_count = get(snap, "nvml", "gpu_count")
-    expect = nvml_count if isinstance(nvml_count, int) else spec.hardware.gpu_count
-    src = "NVML" if isinstance(nvml_count, int) else "the spec (NVML unavailable)"
+    expect, src = _expected_gpus(spec, snap)
     if missing(count) or not isinstance(count, int):
         c.fail(None, expect, missing(count) or "not probed")
     elif count == expect and count > 0:
@@ -220,9 +226,7 @@ def _torch(spec: Spec, snap: Json, env: Json, want_torch: str | None, j: Recorde
         )
 
     count = env.get("device_count")
-    nvml_count = get(snap, "nvml", "gpu_count")
-    expect = nvml_count if isinstance(nvml_count, int) else spec.hardware.gpu_count
-    src = "NVML" if isinstance(nvml_count, int) else "the spec (NVML unavailable)"
+    expect, src = _expected_gpus(spec, snap)
     if missing(count):
         j.check("software.torch_device_count", "torch device count").fail(None, expect, missing(count) or "")
     elif count == expect and (count > 0 or not spec.hardware.gpus):
