@@ -28,6 +28,9 @@ STAND_IN_LINE = "STAND-IN built by the dlverify test harness, not NVIDIA's packa
 
 KEY_UID = "dlverify test mirror (STAND-IN repository key, dlverify test harness) <mirror@dlverify.invalid>"
 
+# the longest GnuPG home given to gpg as is: its agent sockets (S.gpg-agent.browser) must fit in 107 bytes
+_GPG_HOME_MAX = 80
+
 
 @dataclass
 class DebSpec:
@@ -145,23 +148,40 @@ class Gpg:
 
     def __init__(self, home: Path) -> None:
         self.home = home
+        self._link: Path | None = None
+
+    @property
+    def homedir(self) -> str:
+        """The path gpg is given. gpg-agent's sockets live in the home (where /run/user/UID does not exist),
+        and a socket path is limited to 107 bytes: a deep cache dir (a pytest worker's tmp dir) made key
+        generation fail with "No agent running". A long home is reached through a short symlink instead."""
+        if len(str(self.home)) <= _GPG_HOME_MAX:
+            return str(self.home)
+        if self._link is None:
+            digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+            link = Path(tempfile.gettempdir()) / f"dlv-gnupg-{digest}"
+            if not (link.is_symlink() and link.readlink() == self.home):
+                link.unlink(missing_ok=True)
+                link.symlink_to(self.home)
+            self._link = link
+        return str(self._link)
 
     def _gpg(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-        return run(["gpg", "--homedir", str(self.home), "--batch", "--yes", "--no-tty", *args], **kwargs)
+        return run(["gpg", "--homedir", self.homedir, "--batch", "--yes", "--no-tty", *args], **kwargs)
 
     def close(self) -> None:
         """Stop the gpg-agent that signing started, so no daemon outlives the build."""
-        subprocess.run(
-            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
-            capture_output=True,
-            check=False,
-        )
+        kill = ["gpgconf", "--homedir", self.homedir, "--kill", "gpg-agent"]
+        subprocess.run(kill, capture_output=True, check=False)
+        if self._link is not None:
+            self._link.unlink(missing_ok=True)
+            self._link = None
 
     def fingerprint(self) -> str | None:
         if not self.home.is_dir():
             return None
         out = subprocess.run(
-            ["gpg", "--homedir", str(self.home), "--batch", "--with-colons", "--list-secret-keys"],
+            ["gpg", "--homedir", self.homedir, "--batch", "--with-colons", "--list-secret-keys"],
             capture_output=True,
             text=True,
             check=False,
@@ -192,7 +212,7 @@ class Gpg:
         return made
 
     def export(self, armor: bool) -> bytes:
-        cmd = ["gpg", "--homedir", str(self.home), "--batch", "--export", *(["--armor"] if armor else [])]
+        cmd = ["gpg", "--homedir", self.homedir, "--batch", "--export", *(["--armor"] if armor else [])]
         done = subprocess.run(cmd, capture_output=True, check=False)
         if done.returncode != 0 or not done.stdout:
             raise MirrorError(f"gpg --export failed: {done.stderr.decode(errors='replace')}")
