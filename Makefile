@@ -7,6 +7,8 @@ VENV ?= .venv
 SPEC ?= hwspec.yaml
 # torch/torchvision for the benchmark's CPU tests; these exact releases are on this platform's local disk
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# pytest workers (pytest-xdist; whole files per worker, so a file's module fixtures are built once)
+PYTEST_JOBS ?= auto
 # Molecule scenarios side by side (test hosts mostly wait on dpkg and apt; 2 fit a 2-core CI machine)
 ROLES_JOBS ?= 2
 BIN := $(VENV)/bin
@@ -49,7 +51,7 @@ host-tools:
 	  || echo "make: promtool (Debian's prometheus package) is not available: the alert rules' tests will be skipped"
 
 pytest: test-venv host-tools
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(PYTEST_JOBS) --dist loadfile
 
 roles: test-venv
 	PATH="$(abspath $(BIN)):$$PATH" tools/harness/molecule-run.sh -j $(ROLES_JOBS)
