@@ -185,15 +185,87 @@ def test_the_collections_spec_gate_runs_outside_the_repo(installed: dict, tmp_pa
         assert r.returncode != 0 and "no host was touched" in out, out[-3000:]
 
 
-# ansible-test's sanity tests that run with no network. The rest (pep8, pylint, validate-modules, yamllint,
-# runtime-metadata) each build a venv whose pip bootstrap is downloaded from ci-files.testing.ansible.com:
-# unreachable here; they are left to a machine with that access (README "Install").
-SANITY_NEEDS_NETWORK = ("pep8", "pylint", "validate-modules", "yamllint", "runtime-metadata")
+# ansible-test builds a venv per sanity test (pep8, pylint, validate-modules, yamllint, runtime-metadata)
+# and bootstraps pip in it with get-pip.py from ansible's CI file server, unreachable here; what each venv
+# installs then comes from PyPI, which is reachable. GET_PIP_STAND_IN (a labelled stand-in) takes get-pip.py's
+# place in ansible-test's cache (~/.ansible/test/cache/get_pip_<version>.py, HOME on a scratch folder): as the
+# real script does, it installs pip (from that version's wheel, downloaded from PyPI beside it), then runs
+# `pip install` with ansible-test's arguments (`--no-setuptools`/`--no-wheel` are get-pip's own flags).
+GET_PIP_STAND_IN = """\
+\"\"\"Stand-in for get-pip.py (tests/test_release_collection.py): pip from the wheel beside it.\"\"\"
+import runpy
+import sys
+from pathlib import Path
+
+wheel = next(Path(__file__).parent.glob("pip-*.whl"))
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.path.insert(0, str(wheel))
+sys.argv = ["pip", "install", "--upgrade", "--force-reinstall", *args]
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"""
+SANITY_TESTS = ("ansible-doc", "pep8", "pylint", "validate-modules", "yamllint", "runtime-metadata")
 
 
-def test_ansible_test_sanity_passes_on_the_installed_collection(installed: dict) -> None:
-    root = installed["tmp"] / "collections/ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
-    skips = [a for test in SANITY_NEEDS_NETWORK for a in ("--skip-test", test)]
+@pytest.fixture(scope="module")
+def sanity(installed: dict, tmp_path_factory: pytest.TempPathFactory):
+    """Run `ansible-test sanity --local` on a copy of the installed collection; returns the runner."""
+    import ansible_test  # the harness extra installs ansible-core, which ships it
+
+    source = (Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
+    found = re.search(r"\bpip='([0-9.]+)'", source)
+    assert found, "ansible-test no longer names its pip version where this test reads it"
+    home = tmp_path_factory.mktemp("ansible-test-home")
+    cache = home / ".ansible/test/cache"
+    cache.mkdir(parents=True)
+    (cache / f"get_pip_{found[1].replace('.', '_')}.py").write_text(GET_PIP_STAND_IN)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), f"pip=={found[1]}"],
+        check=True,
+        timeout=300,
+    )
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    r = installed["run"](_tool("ansible-test"), "sanity", "--local", "--python", py, *skips, cwd=root)
-    assert 'Running sanity test "ansible-doc"' in r.stdout + r.stderr
+
+    def run(root: Path, *tests: str) -> subprocess.CompletedProcess[str]:
+        args = [a for test in tests for a in ("--test", test)]
+        return subprocess.run(
+            [_tool("ansible-test"), "sanity", "--local", "--python", py, *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    return run
+
+
+def test_ansible_test_sanity_passes_on_the_installed_collection(installed: dict, sanity) -> None:
+    root = installed["tmp"] / "collections/ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    r = sanity(root, *SANITY_TESTS)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    for test in SANITY_TESTS:
+        assert f'Running sanity test "{test}"' in out, test
+
+
+def test_ansible_test_sanity_fails_a_collection_with_a_broken_file(
+    installed: dict, sanity, tmp_path: Path
+) -> None:
+    """The gate can fail: a role default's duplicated key (yamllint), an invalid meta/runtime.yml."""
+    root = tmp_path / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    shutil.copytree(
+        installed["tmp"] / "collections/ansible_collections" / GALAXY["namespace"] / GALAXY["name"], root
+    )
+    defaults = root / "roles/base/defaults/main.yml"
+    defaults.write_text(defaults.read_text() + "base_packages: []\nbase_packages: []\n")
+    (root / "meta/runtime.yml").write_text("---\nrequires_ansible: 2.16\nno_such_key: true\n")
+    r = sanity(root, "yamllint", "runtime-metadata")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-4000:]
+    assert "roles/base/defaults/main.yml" in out and "meta/runtime.yml" in out, out[-4000:]
