@@ -6,8 +6,11 @@ tests folder is on ``sys.path`` under pytest's default (prepend) import mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import pytest
 
 from dlverify.results import CheckResult
 
@@ -55,7 +58,8 @@ SLOW_FILES = {
     "test_fleet_playbook.py",
     "test_fleet_scenario.py",
     "test_harness_jammy.py",
-    "test_harness_mirror.py",
+    "test_harness_mirror_build.py",
+    "test_harness_standins.py",
     "test_hostile_inputs.py",
     "test_monitoring_rules.py",
     "test_quickstart.py",
@@ -66,9 +70,24 @@ SLOW_FILES = {
 }
 
 
-def pytest_collection_modifyitems(config: object, items: list) -> None:
-    import pytest
+@pytest.fixture
+def fake_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A harness cache (DLV_HARNESS_CACHE, and a free DLV_MIRROR_PORT) whose wheel dir already holds
+    look-alikes of NVIDIA's three wheels (tests/harness_mirror.py), so a mirror build needs no download; the
+    gpg-agents of the GnuPG homes made under it are stopped after the test."""
+    from harness_mirror import kill_gpg_agents, write_fake_wheels
 
+    cache = tmp_path / "cache"
+    write_fake_wheels(cache / "wheels")
+    monkeypatch.setenv("DLV_HARNESS_CACHE", str(cache))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("DLV_MIRROR_PORT", str(sock.getsockname()[1]))
+    yield cache
+    kill_gpg_agents(tmp_path)
+
+
+def pytest_collection_modifyitems(config: object, items: list) -> None:
     for item in items:
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
