@@ -15,10 +15,10 @@ NVIDIA's and Anaconda's servers are unreachable where the roles are tested, so t
 * optionally a PEP 503 pip index at ``/pypi/simple/`` of wheels put in ``$CACHE/mirror/pip-wheels``.
 
 The command (this file) builds and hands out; the rest lives beside it: ``catalogue.yaml`` (every stand-in
-package as data: names, versions, relations, files), ``mirror_catalogue.py`` (reads and checks it, makes the
-packages), ``mirror_versions.py`` (the second versions derived from the first), ``mirror_common.py`` (paths,
-errors), ``mirror_apt.py`` (stand-in .debs, signed flat repositories), ``mirror_releases.py`` (Prometheus'
-release tarball), ``mirror_server.py`` (serve, stop, env, status).
+package as data: names, versions, relations, files), ``mirror_catalogue.py`` (reads and checks it),
+``mirror_packages.py`` (makes the packages), ``mirror_versions.py`` (the second versions derived from the
+first), ``mirror_common.py`` (paths, errors), ``mirror_apt.py`` (stand-in .debs, signed flat repositories),
+``mirror_releases.py`` (Prometheus' release tarball), ``mirror_server.py`` (serve, stop, env, status).
 
 Usage: mirror.py build [--force] | serve | stop | env | status
 Env:   DLV_HARNESS_CACHE (default /var/cache/dlv-harness), DLV_MIRROR_PORT (default 8765)
@@ -53,17 +53,9 @@ from mirror_apt import (  # noqa: E402
     release_text,
     write_flat_repo,
 )
-from mirror_catalogue import (  # noqa: E402
-    CATALOGUE,
-    DISTROS,
-    CatalogueError,
-    catalogue,
-    daemon_package_files,
-    load_catalogue,
-    miniconda_installer,
-    repository_specs,
-)
+from mirror_catalogue import CATALOGUE, DISTROS, CatalogueError, catalogue, load_catalogue  # noqa: E402
 from mirror_common import STANDINS, MirrorError, cache_dir, mirror_dir, run, sha256_file, www_dir  # noqa: E402
+from mirror_packages import daemon_package_files, miniconda_installer, repository_specs  # noqa: E402
 from mirror_server import (  # noqa: E402
     env_lines,
     live_users,
