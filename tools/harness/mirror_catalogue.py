@@ -329,9 +329,8 @@ def _packages(node: Any, at: At, values: dict[str, str], wheels: dict[str, Wheel
 
 
 def _second_versions(node: Any, at: At) -> SecondVersions:
-    keys = _map(
-        node, at, None, ("driver_upstream", "cuda_toolkit_older", "cuda_toolkit_other_minor", "cudnn_builds")
-    )
+    names = ("driver_upstream", "cuda_toolkit_older", "cuda_toolkit_other_minor", "cudnn_builds")
+    keys = _map(node, at, names, names)
     minor = _map(*keys["cuda_toolkit_other_minor"], ("minor", "version"), ("minor", "version"))
     return SecondVersions(
         _str(*keys["driver_upstream"]),
@@ -346,7 +345,7 @@ def load_catalogue(path: Path = CATALOGUE) -> Catalogue:
     try:
         import yaml
     except ImportError as exc:  # Debian: python3-yaml
-        raise MirrorError(f"mirror: reading {path.name} needs PyYAML (apt-get install python3-yaml)") from exc
+        raise MirrorError(f"reading {path.name} needs PyYAML (apt-get install python3-yaml)") from exc
     try:
         root = yaml.compose(path.read_text())
     except OSError as exc:
