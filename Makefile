@@ -12,6 +12,9 @@ PYTEST_JOBS ?= auto
 # Molecule scenarios side by side (test hosts mostly wait on dpkg and apt; 2 fit a 2-core CI machine)
 ROLES_JOBS ?= 2
 BIN := $(VENV)/bin
+# editable installs map `dlverify` by plain paths to this checkout (a link tree in build/), never by a finder
+# that follows whichever clone installed last; a new module needs `make test-venv` again (tests/conftest.py says so)
+EDITABLE := --config-settings editable_mode=strict -e
 
 .PHONY: check venv test-venv host-tools test lint pytest roles release clean
 
@@ -20,14 +23,14 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 venv: $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q $(EDITABLE) .
 
 check: venv
 	$(BIN)/dlverify spec lint $(SPEC)
 	$(BIN)/dlverify check $(SPEC)
 
 test-venv: $(BIN)/python
-	$(BIN)/pip install -q $(TORCH_PINS) -e '.[test,harness]'
+	$(BIN)/pip install -q $(TORCH_PINS) $(EDITABLE) '.[test,harness]'
 
 lint: test-venv
 	$(BIN)/ruff check .
@@ -62,7 +65,7 @@ test: lint pytest roles
 # (twine check --strict; the collection installed offline into a scratch path and its roles listed by FQCN).
 # The version is verify/__init__.py's __version__; galaxy.yml must carry the same (tests/test_release_*.py).
 release: $(BIN)/python
-	$(BIN)/pip install -q -e '.[release]'
+	$(BIN)/pip install -q $(EDITABLE) '.[release]'
 	rm -rf dist && mkdir -p dist
 	$(BIN)/python -m build --sdist --wheel --outdir dist .
 	$(BIN)/twine check --strict dist/*.whl dist/*.tar.gz

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import nvml_replay
+import replay_host
 import yaml
 from test_check_host import _runner, make_host
 
@@ -78,11 +79,11 @@ def host_type(monkeypatch: Any, tmp_path: Path, card_id: str, gpus: int) -> Host
     from dlverify.spec_init import spec_from_snapshot
 
     card = nvml_replay.CARDS[card_id]
-    env = nvml_replay.env_record_for(card)
+    env = replay_host.env_record_for(card)
     env.update(device_count=gpus, device_names=[card.nvml_name()] * gpus, nccl=SYNTH_NCCL)
     work = tmp_path / f"type-{card_id}-{gpus}"
     work.mkdir()
-    snap = nvml_replay.take_snapshot(
+    snap = replay_host.take_snapshot(
         monkeypatch, work, card, recording=_multi_gpu_recording(card, gpus), env_record=env
     )
     snap["host"] = snapshots.to_jsonable(probe_host(make_host(work / "host"), runner=_runner(journal="k\n")))

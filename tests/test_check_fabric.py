@@ -12,6 +12,7 @@ from typing import Any
 import nvml_replay
 import pynvml
 import pytest
+import replay_host
 
 from dlverify.checks import run_checks
 from dlverify.probes.fabric import nvswitches, probe_fabric_host
@@ -58,8 +59,8 @@ def _fabric(
     rec = copy.deepcopy(nvml_replay.load_recording(H100))
     if gpu_fabric is not None:
         rec["gpus"][0]["fabric"] = gpu_fabric
-    spec = nvml_replay.spec_for(H100)
-    snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, H100, recording=rec, spec=spec)
+    spec = replay_host.spec_for(H100)
+    snap = replay_host.take_snapshot(monkeypatch, tmp_path, H100, recording=rec, spec=spec)
     snap["host"] = {
         "fabric": to_jsonable(probe_fabric_host(_host_tree(tmp_path / "host", switches), _systemctl(service)))
     }
@@ -119,8 +120,8 @@ def test_host_probe_finds_only_nvidia_switches_and_asks_systemd_only_then(tmp_pa
 
 
 def test_without_host_data_the_check_says_so(monkeypatch, tmp_path) -> None:
-    spec = nvml_replay.spec_for(H100)
-    snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, H100, spec=spec)  # only gpu + software
+    spec = replay_host.spec_for(H100)
+    snap = replay_host.take_snapshot(monkeypatch, tmp_path, H100, spec=spec)  # only gpu + software
     r = next(r for r in run_checks(spec, snap, only=("gpu",)) if r.id == "gpu.fabric")
     assert r.status is Status.SKIP and "NVSwitches not probed" in r.detail
 

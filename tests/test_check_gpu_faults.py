@@ -8,6 +8,7 @@ from typing import Any
 
 import nvml_replay
 import pytest
+import replay_host
 from conftest import by_id
 
 from dlverify.checks import run_checks
@@ -29,8 +30,8 @@ def _rec(card: nvml_replay.Card, **gpu_changes: Any) -> dict:
 
 
 def _ids(monkeypatch: Any, tmp_path: Any, card: nvml_replay.Card, **gpu_changes: Any) -> dict:
-    spec = nvml_replay.spec_for(card)
-    snap = nvml_replay.take_snapshot(
+    spec = replay_host.spec_for(card)
+    snap = replay_host.take_snapshot(
         monkeypatch, tmp_path, card, recording=_rec(card, **gpu_changes), spec=spec
     )
     return by_id(run_checks(spec, snap, only=("gpu",)), "gpu0")
@@ -172,7 +173,7 @@ def test_an_older_driver_without_the_counters_skips_them(monkeypatch, tmp_path) 
 def test_a_snapshot_with_a_string_counter_is_refused_naming_the_field(monkeypatch, tmp_path) -> None:
     from dlverify import snapshot
 
-    snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, H100)
+    snap = replay_host.take_snapshot(monkeypatch, tmp_path, H100)
     snap["nvml"]["gpus"][0]["pcie_replay_count"] = "12"
     with pytest.raises(snapshot.SnapshotError, match=r"nvml.gpus\[0\].pcie_replay_count"):
         snapshot.validate(snap)

@@ -10,6 +10,7 @@ from typing import Any
 
 import nvml_replay
 import pytest
+import replay_host
 from conftest import by_id
 
 from dlverify.checks import run_checks
@@ -38,8 +39,8 @@ def _gpu_results(
     env_record: dict | None = None,
     card: nvml_replay.Card = H100,
 ) -> list[Any]:
-    spec = spec or nvml_replay.spec_for(card)
-    snap = nvml_replay.take_snapshot(
+    spec = spec or replay_host.spec_for(card)
+    snap = replay_host.take_snapshot(
         monkeypatch, tmp_path, card, recording=recording, spec=spec, env_record=env_record
     )
     return run_checks(spec, snap, only=("gpu", "software"))
@@ -135,7 +136,7 @@ def test_each_recorded_card_passes_every_gpu_check(monkeypatch, tmp_path, card) 
 def test_each_fault_fails_its_check(
     monkeypatch, tmp_path, card, label, recording_changes, spec_changes, failing_id
 ) -> None:
-    spec = nvml_replay.spec_for(card)
+    spec = replay_host.spec_for(card)
     spec_changes = dict(spec_changes)
     if "gpus" in spec_changes:
         gs = GpuSpec(model=card.spec_model, count=spec_changes.pop("gpus"), memory_gb=card.memory_gb)
@@ -152,7 +153,7 @@ def test_each_fault_fails_its_check(
 
 
 def test_branch_driver_pin_passes(monkeypatch, tmp_path) -> None:
-    spec = nvml_replay.h100_spec(nvidia_driver="580")
+    spec = replay_host.h100_spec(nvidia_driver="580")
     ids = by_id(_gpu_results(monkeypatch, tmp_path, spec=spec))
     assert ids["gpu.driver"].status is Status.PASS
     assert ids["gpu.driver"].detail == "branch 580"
@@ -182,12 +183,12 @@ def test_power_capped_below_default_warns(monkeypatch, tmp_path, card) -> None:
 def test_a_gpu_failing_calls_costs_only_those_fields(monkeypatch, tmp_path) -> None:
     lost = "ERR NVMLError_GpuIsLost: GPU is lost"
     rec = _rec(temperature=lost, ecc_mode=lost, remapped_rows=lost)
-    snap = nvml_replay.h100_snapshot(monkeypatch, tmp_path, recording=rec)
+    snap = replay_host.h100_snapshot(monkeypatch, tmp_path, recording=rec)
     g = snap["nvml"]["gpus"][0]
     assert g["temperature_c"] == {"unavailable": "GPU is lost (fell off the bus)"}
     assert g["remapped_rows_pending"] == {"unavailable": "GPU is lost (fell off the bus)"}
     assert g["name"] == "NVIDIA H100 80GB HBM3"
-    ids = by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
+    ids = by_id(run_checks(replay_host.h100_spec(), snap, only=("gpu",)))
     assert ids["gpu.temperature"].status is Status.SKIP
     assert ids["gpu.ecc.mode"].status is Status.FAIL  # ECC required and unreadable: never a silent pass
     assert "GPU is lost" in ids["gpu.ecc.mode"].detail
@@ -221,7 +222,7 @@ def test_nvlink_links_judged_where_the_card_has_them(monkeypatch, tmp_path) -> N
     ],
 )
 def test_env_faults_fail_their_check(monkeypatch, tmp_path, label, env_changes, failing_id) -> None:
-    env = {**nvml_replay.h100_env_record(), **env_changes}
+    env = {**replay_host.h100_env_record(), **env_changes}
     results = _gpu_results(monkeypatch, tmp_path, env_record=env)
     ids = by_id(results, "software")
     assert ids[failing_id].status is Status.FAIL, (label, ids[failing_id])
@@ -240,10 +241,10 @@ def test_nvml_init_failures_are_one_clear_failed_check(monkeypatch, error, phras
     from dlverify import snapshot
 
     nvml_replay.install(monkeypatch, init_error=error)
-    snap = snapshot.take(nvml_replay.h100_spec(), only=("gpu",))
+    snap = snapshot.take(replay_host.h100_spec(), only=("gpu",))
     assert set(snap["nvml"]) == {"unavailable"}
     assert phrase in snap["nvml"]["unavailable"]
-    ids = by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
+    ids = by_id(run_checks(replay_host.h100_spec(), snap, only=("gpu",)))
     assert ids["gpu.nvml"].status is Status.FAIL
     assert phrase in ids["gpu.nvml"].detail
     assert ids["gpu.count"].status is Status.FAIL
@@ -256,8 +257,8 @@ def test_no_gpus_fails_the_count(monkeypatch) -> None:
     rec = nvml_replay.load_recording()
     rec["gpus"] = []
     nvml_replay.install(monkeypatch, rec)
-    snap = snapshot.take(nvml_replay.h100_spec(), only=("gpu",))
-    ids = by_id(run_checks(nvml_replay.h100_spec(), snap, only=("gpu",)))
+    snap = snapshot.take(replay_host.h100_spec(), only=("gpu",))
+    ids = by_id(run_checks(replay_host.h100_spec(), snap, only=("gpu",)))
     assert snap["nvml"]["gpu_count"] == 0
     assert ids["gpu.count"].status is Status.FAIL
     assert ids["gpu.count"].observed == "none"
@@ -269,7 +270,7 @@ def test_no_gpus_fails_the_count(monkeypatch) -> None:
 def _cli_check(monkeypatch, tmp_path, capsys, recorded: nvml_replay.Card, spec_of: nvml_replay.Card) -> Any:
     from dlverify.hwspec.loader import load_spec
 
-    snap = nvml_replay.take_snapshot(monkeypatch, tmp_path, recorded, spec=load_spec(spec_of.example))
+    snap = replay_host.take_snapshot(monkeypatch, tmp_path, recorded, spec=load_spec(spec_of.example))
     f = tmp_path / f"{recorded.id}.json"
     f.write_text(json.dumps(snap))
     rc = main(["check", str(spec_of.example), "--snapshot", str(f), "--only", "gpu", "--format", "json"])

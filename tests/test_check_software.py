@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nvml_replay
 import pytest
+import replay_host
 
 from dlverify.checks.software import check_software
 from dlverify.hwspec.model import PythonEnvSpec
@@ -58,7 +59,7 @@ def test_cudnn_from_header_then_soname(tmp_path: Path) -> None:
 
 
 def test_toolkit_lists_installs_and_default(tmp_path: Path) -> None:
-    root = nvml_replay.make_fake_root(tmp_path)
+    root = replay_host.make_fake_root(tmp_path)
     (root / "usr/local/cuda-12.1").mkdir()
     (root / "usr/local/cuda-12.1/version.json").write_text(
         '{"cuda": {"name": "CUDA SDK", "version": "12.1.1"}}'
@@ -111,8 +112,8 @@ def test_tools_on_path(tmp_path: Path, monkeypatch) -> None:
 
 
 def _sw_snapshot(monkeypatch, tmp_path, **env_changes) -> dict:
-    env = {**nvml_replay.h100_env_record(), **env_changes}
-    return nvml_replay.h100_snapshot(monkeypatch, tmp_path, env_record=env)
+    env = {**replay_host.h100_env_record(), **env_changes}
+    return replay_host.h100_snapshot(monkeypatch, tmp_path, env_record=env)
 
 
 def _ids(spec, snap) -> dict:
@@ -122,7 +123,7 @@ def _ids(spec, snap) -> dict:
 def test_toolkit_installed_but_not_default_warns(monkeypatch, tmp_path) -> None:
     snap = _sw_snapshot(monkeypatch, tmp_path)
     snap["software"]["cuda_toolkit"]["installs"]["/usr/local/cuda-12.1"] = "12.1.1"
-    spec = nvml_replay.h100_spec(cuda="12.1")
+    spec = replay_host.h100_spec(cuda="12.1")
     ids = _ids(spec, snap)
     assert ids["software.cuda_toolkit"].status is Status.WARN
     assert "/usr/local/cuda-12.1" in ids["software.cuda_toolkit"].detail
@@ -137,7 +138,7 @@ def test_cudnn_and_framework_and_tool_pins(monkeypatch, tmp_path) -> None:
         "docker": "28.2.2",
         "prometheus": {"unavailable": "prometheus not installed"},
     }
-    spec = nvml_replay.h100_spec(
+    spec = replay_host.h100_spec(
         cudnn="9.19",
         frameworks={"pytorch": "2.11.0+cu130", "torchvision": "0.26.0", "tensorflow": "2.12.0"},
         containers={"docker": "20.10.17"},
@@ -157,14 +158,14 @@ def test_cudnn_and_framework_and_tool_pins(monkeypatch, tmp_path) -> None:
 
 def test_torch_pin_with_another_build_tag_fails(monkeypatch, tmp_path) -> None:
     snap = _sw_snapshot(monkeypatch, tmp_path)
-    ids = _ids(nvml_replay.h100_spec(frameworks={"pytorch": "2.11.0+cu126"}), snap)
+    ids = _ids(replay_host.h100_spec(frameworks={"pytorch": "2.11.0+cu126"}), snap)
     assert ids["software.torch"].status is Status.FAIL
 
 
 def test_no_env_skips_env_checks(monkeypatch, tmp_path) -> None:
     snap = _sw_snapshot(monkeypatch, tmp_path)
     snap["software"]["python_env"] = {"unavailable": "not probed (--no-env)"}
-    ids = _ids(nvml_replay.h100_spec(), snap)
+    ids = _ids(replay_host.h100_spec(), snap)
     for cid in ("software.python", "software.torch", "software.torch_device_count"):
         assert ids[cid].status is Status.SKIP and "--no-env" in ids[cid].detail
 
@@ -172,7 +173,7 @@ def test_no_env_skips_env_checks(monkeypatch, tmp_path) -> None:
 def test_missing_env_fails(monkeypatch, tmp_path) -> None:
     snap = _sw_snapshot(monkeypatch, tmp_path)
     snap["software"]["python_env"] = {"unavailable": "interpreter /opt/dl/bin/python3 does not exist"}
-    spec = nvml_replay.h100_spec(python_env=PythonEnvSpec("dl", "3.12", "venv", "/opt/dl"))
+    spec = replay_host.h100_spec(python_env=PythonEnvSpec("dl", "3.12", "venv", "/opt/dl"))
     ids = _ids(spec, snap)
     assert ids["software.python"].status is Status.FAIL and "does not exist" in ids["software.python"].detail
     assert ids["software.torch"].status is Status.FAIL
@@ -188,7 +189,7 @@ def test_missing_env_fails(monkeypatch, tmp_path) -> None:
 )
 def test_pinned_tensorflow_must_see_the_gpus(monkeypatch, tmp_path, seen, status) -> None:
     snap = _sw_snapshot(monkeypatch, tmp_path, tensorflow="2.15.0", tensorflow_gpus=seen)
-    spec = nvml_replay.h100_spec(frameworks={"pytorch": "2.11.0+cu130", "tensorflow": "2.15.0"})
+    spec = replay_host.h100_spec(frameworks={"pytorch": "2.11.0+cu130", "tensorflow": "2.15.0"})
     ids = _ids(spec, snap)
     assert ids["software.framework.tensorflow"].status is Status.PASS
     assert ids["software.framework.tensorflow.gpus"].status is status

@@ -8,8 +8,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import nvml_replay
 import pytest
+import replay_host
 
 from dlverify.cli import main
 from dlverify.report import JSON_SCHEMA_ID
@@ -70,7 +70,7 @@ def test_replayed_h100_snapshot_checked_offline_with_the_example_spec(monkeypatc
         pytest.skip("the H100 example spec is not in this tree")
     from dlverify.hwspec.loader import load_spec
 
-    snap = nvml_replay.h100_snapshot(monkeypatch, tmp_path, spec=load_spec(H100_SPEC))
+    snap = replay_host.h100_snapshot(monkeypatch, tmp_path, spec=load_spec(H100_SPEC))
     f = tmp_path / "h100.json"
     f.write_text(json.dumps(snap))
     rc, doc, _ = _json(
@@ -197,7 +197,7 @@ def test_a_snapshot_of_another_env_is_not_judged_as_the_specs_env(monkeypatch, t
     from dlverify.hwspec import load_spec
 
     spec = load_spec(H100_SPEC)
-    snap = nvml_replay.h100_snapshot(monkeypatch, tmp_path, spec=spec)
+    snap = replay_host.h100_snapshot(monkeypatch, tmp_path, spec=spec)
     asked = snap["python_env_interpreter"]
     assert "/bin/python" in asked and snap["software"]["python_env"]["torch"]
 

@@ -1,38 +1,23 @@
-"""The harness's stand-ins of NVIDIA's Container Toolkit packages (tools/harness/mirror_containers.py) and of
+"""The harness's stand-ins of NVIDIA's Container Toolkit packages (tools/harness/catalogue.yaml) and of
 `nvidia-ctk runtime configure` (tools/harness/standins/nvidia-ctk.py): faithful where the containers role
 depends on them (package names, versions, dependencies; daemon.json merged, other keys kept, bad JSON left
 alone with exit 1)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from harness_mirror import load_mirror
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tools" / "harness"))
-import mirror_containers  # noqa: E402
-
-
-def _load_mirror():
-    spec = importlib.util.spec_from_file_location(
-        "dlv_harness_mirror", REPO / "tools" / "harness" / "mirror.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-mirror = sys.modules.get("dlv_harness_mirror") or _load_mirror()
+mirror = load_mirror()
 
 
 def test_toolkit_packages_have_nvidias_names_versions_and_dependencies() -> None:
-    specs = {s.name: s for s in mirror_containers.toolkit_specs(mirror.DebSpec)}
+    specs = {s.name: s for s in mirror.repository_specs("container-toolkit")}
     assert set(specs) == {
         "nvidia-container-toolkit",
         "nvidia-container-toolkit-base",
@@ -51,9 +36,7 @@ def test_toolkit_packages_have_nvidias_names_versions_and_dependencies() -> None
 @pytest.fixture
 def ctk(tmp_path: Path) -> Path:
     """The stand-in as the package installs it (its version filled in)."""
-    base = {s.name: s for s in mirror_containers.toolkit_specs(mirror.DebSpec)}[
-        "nvidia-container-toolkit-base"
-    ]
+    base = {s.name: s for s in mirror.repository_specs("container-toolkit")}["nvidia-container-toolkit-base"]
     exe = tmp_path / "nvidia-ctk"
     exe.write_bytes(base.files["/usr/bin/nvidia-ctk"])
     exe.chmod(0o755)

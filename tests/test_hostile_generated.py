@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nvml_replay
 import pytest
+import replay_host
 
 from dlverify import cli
 
@@ -126,7 +126,7 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
 def h100_snapshot(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     mp = pytest.MonkeyPatch()
     try:
-        return nvml_replay.h100_snapshot(mp, tmp_path_factory.mktemp("snap"))
+        return replay_host.h100_snapshot(mp, tmp_path_factory.mktemp("snap"))
     finally:
         mp.undo()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nvml_replay
 import pytest
+import replay_host
 from prometheus_client.parser import text_string_to_metric_families
 
 from dlverify.cli import main
@@ -31,7 +32,7 @@ def _families(text: str) -> dict[str, list]:
 def _h100_snapshot_file(monkeypatch, tmp_path: Path, recording: dict | None = None) -> Path:
     from dlverify.hwspec.loader import load_spec
 
-    snap = nvml_replay.h100_snapshot(monkeypatch, tmp_path, spec=load_spec(H100_SPEC), recording=recording)
+    snap = replay_host.h100_snapshot(monkeypatch, tmp_path, spec=load_spec(H100_SPEC), recording=recording)
     f = tmp_path / "h100.json"
     f.write_text(json.dumps(snap))
     return f

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nvml_replay
 import pytest
+import replay_host
 import yaml
 from test_check_host import _runner, make_host
 
@@ -33,7 +33,7 @@ def test_a_probe_that_raises_becomes_unavailable(monkeypatch) -> None:
     assert snap["host"] == {"unavailable": "host probe failed unexpectedly: RuntimeError: sysfs exploded"}
     assert snap["nvml"] == {"unavailable": "not probed (--only)"}
     assert set(snap["probe_seconds"]) == {"host"}
-    results = run_checks(nvml_replay.h100_spec(), snap, only=("host",))
+    results = run_checks(replay_host.h100_spec(), snap, only=("host",))
     assert [(r.id, r.status) for r in results] == [("host", Status.SKIP)]
     assert "sysfs exploded" in results[0].detail
 
@@ -54,7 +54,7 @@ def _full_snapshot(monkeypatch, tmp_path: Path) -> dict:
     """The replayed H100 (GPU + software) on the fake host tree (host): a whole machine, recorded."""
     from dlverify.probes.host import probe_host
 
-    snap = nvml_replay.h100_snapshot(monkeypatch, tmp_path)
+    snap = replay_host.h100_snapshot(monkeypatch, tmp_path)
     snap["host"] = snapshot.to_jsonable(
         probe_host(make_host(tmp_path / "host"), runner=_runner(journal="k\n"))
     )

@@ -9,14 +9,16 @@ NVIDIA's and Anaconda's servers are unreachable where the roles are tested, so t
   stand-in packages with NVIDIA's names and versions. Each says "STAND-IN" in its description and
   carries NVIDIA's real user-space files where PyPI ships them (ptxas, libcudart, libcudnn, headers);
 * NVIDIA's libnvidia-container repository (the Container Toolkit) at
-  ``/libnvidia-container/stable/deb/amd64/``, stand-ins from ``mirror_containers.py``;
+  ``/libnvidia-container/stable/deb/amd64/``, Grafana Labs' at ``/grafana/deb/``, Ubuntu's transitional 535
+  packages at ``/ubuntu-archive/`` and the harness's own test packages at ``/harness/``;
 * a stand-in Miniconda installer with its sha256 at ``/miniconda/``;
 * optionally a PEP 503 pip index at ``/pypi/simple/`` of wheels put in ``$CACHE/mirror/pip-wheels``.
 
-The command (this file) builds and hands out; the rest lives beside it: ``mirror_common.py`` (paths, errors),
-``mirror_apt.py`` (stand-in .debs, signed flat repositories), ``mirror_catalogue.py`` (the packages: names,
-versions, relations, files), ``mirror_containers.py`` and ``mirror_releases.py`` (the Container Toolkit's
-repository, Prometheus' release tarball), ``mirror_server.py`` (serve, stop, env, status).
+The command (this file) builds and hands out; the rest lives beside it: ``catalogue.yaml`` (every stand-in
+package as data: names, versions, relations, files), ``mirror_catalogue.py`` (reads and checks it),
+``mirror_packages.py`` (makes the packages), ``mirror_versions.py`` (the second versions derived from the
+first), ``mirror_common.py`` (paths, errors), ``mirror_apt.py`` (stand-in .debs, signed flat repositories),
+``mirror_releases.py`` (Prometheus' release tarball), ``mirror_server.py`` (serve, stop, env, status).
 
 Usage: mirror.py build [--force] | serve | stop | env | status
 Env:   DLV_HARNESS_CACHE (default /var/cache/dlv-harness), DLV_MIRROR_PORT (default 8765)
@@ -38,11 +40,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling modules (mirror_*.py)
-import mirror_containers  # noqa: E402
 import mirror_releases  # noqa: E402
 from mirror_apt import (  # noqa: E402
     GRAFANA_ORIGIN,
     HARNESS_ORIGIN,
+    TOOLKIT_ORIGIN,
     UBUNTU_ORIGIN,
     DebSpec,
     Gpg,
@@ -51,20 +53,9 @@ from mirror_apt import (  # noqa: E402
     release_text,
     write_flat_repo,
 )
-from mirror_catalogue import (  # noqa: E402
-    CUDNN_DATA,
-    DISTROS,
-    MINICONDA_NAME,
-    WHEELS,
-    daemon_package_files,
-    grafana_spec,
-    harness_test_specs,
-    miniconda_installer,
-    package_specs,
-    second_version_specs,
-    ubuntu_archive_specs,
-)
+from mirror_catalogue import CATALOGUE, DISTROS, CatalogueError, catalogue, load_catalogue  # noqa: E402
 from mirror_common import STANDINS, MirrorError, cache_dir, mirror_dir, run, sha256_file, www_dir  # noqa: E402
+from mirror_packages import daemon_package_files, miniconda_installer, repository_specs  # noqa: E402
 from mirror_server import (  # noqa: E402
     env_lines,
     live_users,
@@ -74,20 +65,28 @@ from mirror_server import (  # noqa: E402
     status,
     stop,
 )
+from mirror_versions import CUDNN_DATA, second_version_specs  # noqa: E402
 
 # what tests and other tools reach through this module
 __all__ = [
+    "CatalogueError",
     "DebSpec",
     "Gpg",
+    "catalogue",
     "daemon_package_files",
-    "grafana_spec",
     "key_fingerprints",
+    "load_catalogue",
     "main",
     "miniconda_installer",
     "release_text",
+    "repository_specs",
+    "second_version_specs",
     "serving_pid",
     "write_pip_index",
 ]
+
+# where catalogue.yaml's container-toolkit repository is served below www/
+TOOLKIT_REPO_PATH = "libnvidia-container/stable/deb/amd64"  # NVIDIA's path, with $(ARCH) = amd64
 
 
 def fetch_wheels() -> dict[str, Path]:
@@ -96,7 +95,8 @@ def fetch_wheels() -> dict[str, Path]:
     wheel_dir.mkdir(parents=True, exist_ok=True)
     found: dict[str, Path] = {}
     missing: list[str] = []
-    for key, (dist, version) in WHEELS.items():
+    for key, wheel in catalogue().wheels.items():
+        dist, version = wheel.dist, wheel.version
         pattern = f"{dist.replace('-', '_')}-{version}-*.whl"
         hits = sorted(wheel_dir.glob(pattern))
         if hits:
@@ -165,7 +165,7 @@ def write_pip_index(wheel_dir: Path, index_dir: Path) -> int:
 
 def inputs_hash(wheels: dict[str, Path]) -> str:
     digest = hashlib.sha256()
-    sources = [*sorted(HERE.glob("mirror*.py")), CUDNN_DATA]  # this command and every sibling module
+    sources = [*sorted(HERE.glob("mirror*.py")), CATALOGUE, CUDNN_DATA]  # this command, its modules, the data
     for path in [*sources, *sorted(STANDINS.iterdir())]:
         digest.update(path.name.encode() + path.read_bytes())
     for key in sorted(wheels):
@@ -209,7 +209,7 @@ def build(force: bool) -> int:
         (keys / "dlv-mirror.gpg").write_bytes(keyring)
 
         pool = staging / "pool"
-        specs = package_specs(wheels, keyring)
+        specs = repository_specs("cuda", wheels, keyring)
         debs = [build_deb(spec, pool) for spec in specs + second_version_specs(specs)]
         for distro in DISTROS:
             repo = staging / "cuda" / "repos" / distro / "x86_64"
@@ -220,16 +220,17 @@ def build(force: bool) -> int:
         shutil.rmtree(pool)
 
         archive_repo = staging / "ubuntu-archive"
-        for spec in ubuntu_archive_specs():
+        for spec in repository_specs("ubuntu-archive"):
             build_deb(spec, archive_repo)
         write_flat_repo(archive_repo, gpg, origin=UBUNTU_ORIGIN)
         grafana_repo = staging / "grafana" / "deb"
-        build_deb(grafana_spec(), grafana_repo)
+        for spec in repository_specs("grafana"):
+            build_deb(spec, grafana_repo)
         write_flat_repo(grafana_repo, gpg, origin=GRAFANA_ORIGIN)
-        toolkit_repo = staging / mirror_containers.TOOLKIT_REPO_PATH
-        for spec in mirror_containers.toolkit_specs(DebSpec):
+        toolkit_repo = staging / TOOLKIT_REPO_PATH
+        for spec in repository_specs("container-toolkit"):
             build_deb(spec, toolkit_repo)
-        write_flat_repo(toolkit_repo, gpg, origin=mirror_containers.TOOLKIT_ORIGIN)
+        write_flat_repo(toolkit_repo, gpg, origin=TOOLKIT_ORIGIN)
 
         try:
             deb = mirror_releases.debian_prometheus(mirror_dir() / "downloads")
@@ -245,16 +246,17 @@ def build(force: bool) -> int:
             )
 
         harness_repo = staging / "harness"
-        for spec in harness_test_specs():
+        for spec in repository_specs("harness"):
             build_deb(spec, harness_repo)
         write_flat_repo(harness_repo, gpg, origin=HARNESS_ORIGIN)
 
         conda_dir = staging / "miniconda"
         conda_dir.mkdir()
-        installer = conda_dir / MINICONDA_NAME
+        name = catalogue().miniconda_installer
+        installer = conda_dir / name
         installer.write_bytes(miniconda_installer())
         installer.chmod(0o755)
-        (conda_dir / f"{MINICONDA_NAME}.sha256").write_text(f"{sha256_file(installer)}  {MINICONDA_NAME}\n")
+        (conda_dir / f"{name}.sha256").write_text(f"{sha256_file(installer)}  {name}\n")
 
         pip_wheels = mirror_dir() / "pip-wheels"
         if pip_wheels.is_dir() and any(pip_wheels.glob("*.whl")):

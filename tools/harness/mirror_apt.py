@@ -124,6 +124,12 @@ HARNESS_ORIGIN = ("dlverify-harness", "dlverify harness test packages (hold and 
 UBUNTU_ORIGIN = ("Ubuntu", "dlverify stand-in of Ubuntu's jammy-updates restricted (STAND-IN, not Ubuntu's)")
 
 
+TOOLKIT_ORIGIN = (
+    "dlverify-mirror",
+    "dlverify stand-in of NVIDIA's libnvidia-container repository (STAND-IN, not NVIDIA's)",
+)
+
+
 def release_text(
     repo: Path, files: Iterable[str], date: float | None = None, origin: tuple[str, str] = CUDA_ORIGIN
 ) -> str:

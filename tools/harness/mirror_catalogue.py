@@ -1,629 +1,390 @@
-"""The mirror's catalogue: every stand-in package, with NVIDIA's (Grafana Labs', Ubuntu's) names, versions and
-relations, as far as the roles depend on them.
+"""The mirror's catalogue: catalogue.yaml (every stand-in package, as data) read and checked.
 
-Data first (versions at the top), then the packages of NVIDIA's CUDA repository (``package_specs``: driver,
-toolkit, cuDNN, DCGM), Grafana's, the harness's own test packages, Ubuntu's transitional 535 packages, and the
-second versions that let the roles move a host up and down. Each carries NVIDIA's real user-space files where
-PyPI ships them (``WHEELS``) and says STAND-IN in its description.
+``load_catalogue`` reads the file and checks every entry: a bad one is a ``CatalogueError`` that names the
+file, the key and the line (``catalogue.yaml:42: repositories.cuda[3].depends: ...``), never a traceback.
+Placeholders (``{driver}``) and ``each`` groups are expanded as it loads; the files' contents (wheel members,
+stand-in files, the mirror's key) are taken when ``mirror_packages.repository_specs`` makes the ``DebSpec``
+objects. What is logic rather than data stays in code: the daemons' templates and the Miniconda installer
+(``mirror_packages.py``), the second versions derived from the first (``mirror_versions.py``).
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
+import re
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-from mirror_apt import STAND_IN_LINE, DebSpec
+from mirror_apt import STAND_IN_LINE
 from mirror_common import HERE, STANDINS, MirrorError
 
-DISTROS = ("ubuntu2204", "debian12")
+CATALOGUE = HERE / "catalogue.yaml"
 
 
-DRIVER_UPSTREAM = "535.54.03"
+DISTROS = ("ubuntu2204", "debian12")  # the CUDA repository is served once per distribution (NVIDIA's layout)
 
 
-# NVIDIA's CUDA repository versions the driver packages X-0ubuntu1 but the fabric manager X-1
-# (nvidia-fabricmanager-535_535.183.01-1_amd64.deb next to nvidia-driver-535_535.183.01-0ubuntu1_amd64.deb).
-DRIVER_VERSION = f"{DRIVER_UPSTREAM}-0ubuntu1"
+class CatalogueError(MirrorError):
+    """catalogue.yaml says something the loader cannot take; the message says where and what."""
 
 
-FABRICMANAGER_VERSION = f"{DRIVER_UPSTREAM}-1"
+@dataclass(frozen=True)
+class At:
+    """Where a value is: the file, its key path and its line (1-based)."""
+
+    file: Path
+    key: str
+    line: int
+
+    def error(self, message: str) -> CatalogueError:
+        return CatalogueError(f"{self.file}:{self.line}: {self.key + ': ' if self.key else ''}{message}")
+
+    def child(self, key: str | int, line: int) -> At:
+        if isinstance(key, int):
+            return At(self.file, f"{self.key}[{key}]", line)
+        return At(self.file, f"{self.key}.{key}" if self.key else key, line)
 
 
-# NVIDIA's DCGM 4 and dcgm-exporter packages in the CUDA repository (Debian versions as NVIDIA writes them)
-DCGM_VERSION = "1:4.4.1-1"
+@dataclass(frozen=True)
+class Wheel:
+    dist: str
+    version: str
+    prefix: str  # the folder in the wheel whose files the packages take
 
 
-DCGM_EXPORTER_VERSION = "4.5.0-1"
+@dataclass(frozen=True)
+class Source:
+    """One file's content, taken when the package is made: kind is text, standin, template, wheel, json or
+    mirror_key."""
+
+    kind: str
+    value: Any
+    at: At
+    fill: tuple[tuple[str, str], ...] = ()
 
 
-# Grafana Labs' apt repository (apt.grafana.com): the package `grafana`, Version field as Grafana writes it
-GRAFANA_VERSION = "9.4.7"
+@dataclass(frozen=True)
+class WheelTree:
+    wheel: str
+    under: str
+    to: str
+    skip: str | None
 
 
-GRAFANA_STAND_IN_LINE = "STAND-IN built by the dlverify test harness, not Grafana Labs' package."
+@dataclass
+class Package:
+    """A package entry, placeholders filled: DebSpec's fields, the files still as sources."""
+
+    at: At
+    fields: dict[str, Any]
+    files: dict[str, Source] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    daemon: dict[str, str] | None = None
+    wheel_trees: list[WheelTree] = field(default_factory=list)
 
 
-CUDNN_VERSION = "8.9.2.26-1+cuda12.1"
+@dataclass(frozen=True)
+class SecondVersions:
+    driver_upstream: str
+    cuda_toolkit_older: str
+    other_minor: tuple[str, str]  # (minor, version)
+    cudnn_builds: dict[str, str]
 
 
-MINICONDA_NAME = "Miniconda3-py310_23.5.2-0-Linux-x86_64.sh"
+@dataclass(frozen=True)
+class Catalogue:
+    path: Path
+    vars: dict[str, str]
+    wheels: dict[str, Wheel]
+    miniconda_installer: str
+    second_versions: SecondVersions
+    repositories: dict[str, list[Package]]
 
 
-WHEELS = {
-    "nvcc": ("nvidia-cuda-nvcc-cu12", "12.1.105"),
-    "cudart": ("nvidia-cuda-runtime-cu12", "12.1.105"),
-    "cudnn": ("nvidia-cudnn-cu12", "8.9.2.26"),
+# --- reading YAML with lines ------------------------------------------------------------------------------
+
+_STR = "tag:yaml.org,2002:str"
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def _fill(text: str, values: dict[str, str], at: At) -> str:
+    """`text` with each {name} replaced by its value; {{ and }} are literal braces."""
+
+    def one(match: re.Match[str]) -> str:
+        token, name = match.group(0), match.group(1)
+        if token in ("{{", "}}"):
+            return token[0]
+        if name is None:
+            raise at.error(f"a lone {token!r} in {text!r} (write {token * 2} for a literal brace)")
+        if name not in values:
+            raise at.error(f"{{{name}}} in {text!r} is not a var (known: {', '.join(sorted(values))})")
+        return values[name]
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+_KINDS = {
+    "int": "a number",
+    "float": "a number",
+    "bool": "true/false",
+    "null": "nothing",
+    "timestamp": "a date",
 }
 
 
-def wheel_members(wheel: Path, prefix: str) -> dict[str, bytes]:
-    """The files under `prefix` in a wheel (a zip), keyed by their path below the prefix."""
-    with zipfile.ZipFile(wheel) as zf:
-        return {
-            info.filename[len(prefix) :]: zf.read(info)
-            for info in zf.infolist()
-            if info.filename.startswith(prefix)
-            and not info.is_dir()
-            and not info.filename.endswith("__init__.py")
-        }
+def _what(node: Any) -> str:
+    """What a node is, for a message: a mapping, a list, or a scalar YAML did not read as a string."""
+    kind = node.tag.rsplit(":", 1)[-1]
+    if kind in ("map", "seq"):
+        return "a mapping" if kind == "map" else "a list"
+    return f"{node.value!r}, which YAML reads as {_KINDS.get(kind, kind)} (quote it)"
 
 
-def daemon_package_files(
-    pkg: str, name: str, unit: str, description: str, args: str, unit_text: str | None = None
-) -> dict[str, bytes]:
-    """A stand-in daemon and its unit: the generic template, or `unit_text` (a copy of the real unit)."""
+def _str(node: Any, at: At, values: dict[str, str] | None = None) -> str:
+    import yaml
 
-    def fill(template: str) -> bytes:
-        for key, value in {
-            "@NAME@": name,
-            "@UNIT@": unit,
-            "@DESCRIPTION@": description,
-            "@PACKAGE@": pkg,
-            "@ARGS@": args,
-            "@FORKS@": "yes",  # the generic unit and NVIDIA's real daemons are Type=forking
-        }.items():
-            template = template.replace(key, value)
-        return template.encode()
-
-    return {
-        f"/usr/bin/{name}": fill((STANDINS / "daemon.sh.in").read_text()),
-        f"/lib/systemd/system/{unit}": (
-            unit_text.encode()
-            if unit_text is not None
-            else fill((STANDINS / "daemon.service.in").read_text())
-        ),
-    }
+    if not isinstance(node, yaml.ScalarNode) or node.tag != _STR:
+        raise at.error(f"expected a string, got {_what(node)}")
+    return node.value if values is None else _fill(node.value, values, at)
 
 
-def package_specs(wheels: dict[str, Path], keyring: bytes) -> list[DebSpec]:
-    """Every stand-in package of the repository."""
-    v = DRIVER_VERSION
-    nvcc = wheel_members(wheels["nvcc"], "nvidia/cuda_nvcc/")
-    cudart = wheel_members(wheels["cudart"], "nvidia/cuda_runtime/")
-    cudnn = wheel_members(wheels["cudnn"], "nvidia/cudnn/")
+def _map(
+    node: Any, at: At, allowed: tuple[str, ...] | None = None, required: tuple[str, ...] = ()
+) -> dict[str, tuple[Any, At]]:
+    """A mapping's values by key, as (node, At) pairs; unknown, duplicate and missing keys are errors."""
+    import yaml
 
-    toolkit_root = "/usr/local/cuda-12.1"
-    toolkit_files: dict[str, bytes | Path] = {
-        f"{toolkit_root}/bin/ptxas": nvcc["bin/ptxas"],
-        f"{toolkit_root}/bin/nvcc": (STANDINS / "nvcc").read_bytes(),
-        f"{toolkit_root}/lib64/libcudart.so.12.1.105": cudart["lib/libcudart.so.12"],
-        f"{toolkit_root}/DLVERIFY-STAND-IN": STAND_IN_LINE.encode() + b"\n",
-        "/etc/ld.so.conf.d/988_cuda-12-1.conf": f"{toolkit_root}/lib64\n".encode(),
-        f"{toolkit_root}/version.json": json.dumps(
-            {
-                "cuda": {"name": "CUDA SDK", "version": "12.1.1"},
-                "cuda_cudart": {"name": "CUDA Runtime (cudart)", "version": WHEELS["cudart"][1]},
-                "cuda_nvcc": {"name": "CUDA NVCC", "version": WHEELS["nvcc"][1]},
-                "dlverify_stand_in": "versions of the NVIDIA PyPI wheels this stand-in was built from",
-            },
-            indent=3,
-        ).encode()
-        + b"\n",
-    }
-    for rel, content in {**cudart, **nvcc}.items():
-        if rel.startswith("include/"):
-            toolkit_files[f"{toolkit_root}/{rel}"] = content
-    toolkit = DebSpec(
-        "cuda-toolkit-12-1",
-        "12.1.1-1",
-        "CUDA Toolkit 12.1 meta-package",
-        details="Carries NVIDIA's ptxas, libcudart and headers from the PyPI wheels\n"
-        "nvidia-cuda-nvcc-cu12==12.1.105 and nvidia-cuda-runtime-cu12==12.1.105; bin/nvcc is a\n"
-        "labelled stand-in that reports ptxas's version and cannot compile.",
-        files=toolkit_files,
-        modes={f"{toolkit_root}/bin/ptxas": 0o755, f"{toolkit_root}/bin/nvcc": 0o755},
-        symlinks={
-            f"{toolkit_root}/lib64/libcudart.so.12": "libcudart.so.12.1.105",
-            f"{toolkit_root}/lib64/libcudart.so": "libcudart.so.12",
-        },
-        maintainer_scripts={
-            "postinst": "#!/bin/sh\nset -e\n"
-            "update-alternatives --install /usr/local/cuda cuda /usr/local/cuda-12.1 121\n"
-            "update-alternatives --install /usr/local/cuda-12 cuda-12 /usr/local/cuda-12.1 121\n",
-            "prerm": '#!/bin/sh\nset -e\nif [ "$1" = remove ]; then\n'
-            "  update-alternatives --remove cuda /usr/local/cuda-12.1\n"
-            "  update-alternatives --remove cuda-12 /usr/local/cuda-12.1\nfi\n",
-            "triggers": "activate-noawait ldconfig\n",
-        },
-    )
-
-    libdir = "/usr/lib/x86_64-linux-gnu"
-    libcudnn = DebSpec(
-        "libcudnn8",
-        CUDNN_VERSION,
-        "cuDNN runtime libraries",
-        section="multiverse/libs",
-        details="Carries NVIDIA's libcudnn.so.8 (the dispatcher library only) from\n"
-        "nvidia-cudnn-cu12==8.9.2.26.",
-        files={f"{libdir}/libcudnn.so.8.9.2": cudnn["lib/libcudnn.so.8"]},
-        symlinks={f"{libdir}/libcudnn.so.8": "libcudnn.so.8.9.2"},
-        maintainer_scripts={"triggers": "activate-noawait ldconfig\n"},
-    )
-    libcudnn_dev = DebSpec(
-        "libcudnn8-dev",
-        CUDNN_VERSION,
-        "cuDNN development headers and symlinks",
-        section="multiverse/libdevel",
-        depends=[f"libcudnn8 (= {CUDNN_VERSION})"],
-        details="Carries NVIDIA's cuDNN 8.9.2 headers (cudnn.h, cudnn_version.h, ...) from\n"
-        "nvidia-cudnn-cu12==8.9.2.26.",
-        files={
-            f"/usr/include/{rel[len('include/') :]}": content
-            for rel, content in cudnn.items()
-            if rel.startswith("include/") and not rel.endswith("_v8.h")
-        },
-        symlinks={f"{libdir}/libcudnn.so": "libcudnn.so.8"},
-    )
-
-    def driver(flavour: str) -> list[DebSpec]:
-        """The desktop metapackage (nvidia-driver-535 pulls the X server in, as the real one does through
-        xserver-xorg-video-nvidia-535) and the headless one servers take (nvidia-headless-535: DKMS, the
-        compute user space, no X), with the real packages' relations as far as the roles depend on them."""
-        other = "" if flavour else "-open"
-        kind = " (open kernel modules)" if flavour else ""
-        return [
-            DebSpec(
-                f"nvidia-driver-535{flavour}",
-                v,
-                f"NVIDIA driver metapackage{kind}",
-                section="restricted/libs",
-                depends=[
-                    f"nvidia-dkms-535{flavour} (= {v})",
-                    f"nvidia-utils-535 (= {v})",
-                    f"nvidia-compute-utils-535 (= {v})",
-                    f"libnvidia-compute-535 (= {v})",
-                    f"xserver-xorg-video-nvidia-535 (= {v})",
-                ],
-                conflicts=[f"nvidia-driver-535{other}"],
-            ),
-            DebSpec(
-                f"nvidia-headless-535{flavour}",
-                v,
-                f"NVIDIA headless metapackage{kind}",
-                section="restricted/libs",
-                depends=[
-                    f"nvidia-headless-no-dkms-535{flavour} (= {v})",
-                    f"nvidia-dkms-535{flavour} (= {v})",
-                ],
-                conflicts=[f"nvidia-headless-535{other}"],
-            ),
-            DebSpec(
-                f"nvidia-headless-no-dkms-535{flavour}",
-                v,
-                f"NVIDIA headless metapackage - no DKMS{kind}",
-                section="restricted/libs",
-                depends=[f"nvidia-compute-utils-535 (= {v})", f"libnvidia-compute-535 (= {v})"],
-                conflicts=[f"nvidia-headless-no-dkms-535{other}"],
-            ),
-            DebSpec(
-                f"nvidia-dkms-535{flavour}",
-                v,
-                f"NVIDIA DKMS package{kind}",
-                section="restricted/kernel",
-                details="Builds no kernel module.",
-                conflicts=[f"nvidia-dkms-535{other}"],
-            ),
-        ]
-
-    return [
-        DebSpec(
-            "cuda-keyring",
-            "1.1-1",
-            "GPG keyring for the CUDA repository",
-            arch="all",
-            section="multiverse/misc",
-            details="Ships this test mirror's signing key as cuda-archive-keyring.gpg; no sources list.",
-            files={"/usr/share/keyrings/cuda-archive-keyring.gpg": keyring},
-        ),
-        *driver(""),
-        *driver("-open"),
-        DebSpec(
-            "xserver-xorg-video-nvidia-535",
-            v,
-            "NVIDIA binary Xorg driver",
-            section="restricted/x11",
-            depends=["xserver-xorg-core"],
-            details="Ships no X driver; depends on the distribution's real xserver-xorg-core, as the real\n"
-            "package does, so a desktop metapackage brings the X server onto a host.",
-        ),
-        DebSpec(
-            "nvidia-utils-535",
-            v,
-            "NVIDIA driver support binaries",
-            section="restricted/utils",
-            details="No nvidia-smi: there is no GPU on a test host.",
-        ),
-        DebSpec(
-            "nvidia-compute-utils-535",
-            v,
-            "NVIDIA compute utilities",
-            section="restricted/utils",
-            details="Ships a stand-in nvidia-persistenced, which runs a labelled do-nothing process,\n"
-            "and a byte-for-byte copy of the real nvidia-persistenced.service (static,\n"
-            "StopWhenUnneeded=true, ExecStart with --no-persistence-mode).",
-            files=daemon_package_files(
-                "nvidia-compute-utils-535",
-                "nvidia-persistenced",
-                "nvidia-persistenced.service",
-                "NVIDIA Persistence Daemon",
-                "",
-                unit_text=(STANDINS / "nvidia-persistenced.service").read_text(),
-            ),
-            modes={"/usr/bin/nvidia-persistenced": 0o755},
-        ),
-        DebSpec(
-            "libnvidia-compute-535",
-            v,
-            "NVIDIA libcompute package",
-            section="restricted/libs",
-            details="Carries no libcuda or libnvidia-ml: there is no GPU on a test host.",
-        ),
-        DebSpec(
-            "nvidia-fabricmanager-535",
-            FABRICMANAGER_VERSION,
-            "Fabric Manager for NVSwitch based systems",
-            section="restricted/utils",
-            details="Ships a stand-in nv-fabricmanager and nvidia-fabricmanager.service, which run a\n"
-            "labelled do-nothing process.",
-            files=daemon_package_files(
-                "nvidia-fabricmanager-535",
-                "nv-fabricmanager",
-                "nvidia-fabricmanager.service",
-                "NVIDIA fabric manager service",
-                "-c /usr/share/nvidia/nvswitch/fabricmanager.cfg",
-            ),
-            modes={"/usr/bin/nv-fabricmanager": 0o755},
-        ),
-        toolkit,
-        libcudnn,
-        libcudnn_dev,
-        *dcgm_specs(),
-    ]
-
-
-def dcgm_specs() -> list[DebSpec]:
-    """DCGM 4 (nv-hostengine, nvidia-dcgm.service) and dcgm-exporter (nvidia-dcgm-exporter.service) as
-    NVIDIA's packages lay them out: units, binaries, /etc/dcgm-exporter/default-counters.csv; the
-    daemons idle."""
-    core = daemon_package_files(
-        "datacenter-gpu-manager-4-core",
-        "nv-hostengine",
-        "nvidia-dcgm.service",
-        "NVIDIA DCGM service",
-        "-n --service-account nvidia-dcgm",
-    )
-    exporter = daemon_package_files(
-        "datacenter-gpu-manager-exporter",
-        "dcgm-exporter",
-        "nvidia-dcgm-exporter.service",
-        "NVIDIA DCGM-exporter service",
-        "-f /etc/dcgm-exporter/default-counters.csv",
-    )
-    exporter["/etc/dcgm-exporter/default-counters.csv"] = (
-        STANDINS / "dcgm-default-counters.csv"
-    ).read_bytes()
-    return [
-        DebSpec(
-            "datacenter-gpu-manager-4-core",
-            DCGM_VERSION,
-            "NVIDIA Datacenter GPU Manager (core)",
-            section="multiverse/devel",
-            details="Ships a stand-in nv-hostengine and nvidia-dcgm.service, which run a labelled\n"
-            "do-nothing process. No libdcgm.",
-            files=core,
-            modes={"/usr/bin/nv-hostengine": 0o755},
-        ),
-        DebSpec(
-            "datacenter-gpu-manager-exporter",
-            DCGM_EXPORTER_VERSION,
-            "NVIDIA DCGM exporter for Prometheus",
-            depends=["datacenter-gpu-manager-4-core (>= 1:4)"],
-            section="multiverse/devel",
-            details="Ships a stand-in dcgm-exporter, nvidia-dcgm-exporter.service and NVIDIA's\n"
-            "default-counters.csv layout; the stand-in serves no metrics.",
-            files=exporter,
-            modes={"/usr/bin/dcgm-exporter": 0o755},
-        ),
-    ]
-
-
-def grafana_spec() -> DebSpec:
-    """Grafana 9.4.7 as Grafana Labs' deb lays it out: grafana-server.service (EnvironmentFile
-    /etc/default/grafana-server, User grafana), /etc/grafana/grafana.ini, /etc/grafana/provisioning/, the
-    grafana user from postinst. The server is a labelled idle process: it serves no HTTP."""
-
-    def text(name: str) -> bytes:
-        return (STANDINS / name).read_bytes()
-
-    note = (
-        f"grafana {GRAFANA_VERSION}\n{GRAFANA_STAND_IN_LINE}\nIt has Grafana's package name, version, "
-        "unit and config paths so that the monitoring role can be tested without apt.grafana.com.\n"
-    ).encode()
-    server = (
-        text("daemon.sh.in")
-        .replace(b"@NAME@", b"grafana-server")
-        .replace(b"@UNIT@", b"grafana-server.service")
-        .replace(b"@FORKS@", b"no")  # Grafana's unit is Type=simple: the server runs in the foreground
-    )
-    server = server.replace(b"NOT NVIDIA's daemon", b"NOT Grafana Labs' server").replace(
-        b"no GPU here", b"no web UI"
-    )
-    return DebSpec(
-        "grafana",
-        GRAFANA_VERSION,
-        "Grafana",
-        depends=["adduser"],
-        section="default",
-        details="The server is a labelled do-nothing process; the unit, /etc/default/grafana-server,\n"
-        "/etc/grafana and the grafana user are laid out as in Grafana's package.",
-        stand_in_line=GRAFANA_STAND_IN_LINE,
-        files={
-            "/usr/share/doc/grafana/STAND-IN": note,
-            "/usr/sbin/grafana-server": server,
-            "/lib/systemd/system/grafana-server.service": text("grafana-server.service"),
-            "/etc/default/grafana-server": text("grafana-server.default"),
-            "/etc/grafana/grafana.ini": b"; STAND-IN grafana.ini from the dlverify test harness\n",
-            "/etc/grafana/provisioning/datasources/.keep": b"",
-            "/etc/grafana/provisioning/dashboards/.keep": b"",
-            "/usr/share/grafana/conf/defaults.ini": b"; STAND-IN defaults.ini (dlverify test harness)\n",
-        },
-        modes={"/usr/sbin/grafana-server": 0o755},
-        maintainer_scripts={
-            "postinst": "#!/bin/sh\nset -e\n"
-            'if [ "$1" = configure ]; then\n'
-            "  getent group grafana >/dev/null || addgroup --system grafana\n"
-            "  getent passwd grafana >/dev/null || adduser --system --home /usr/share/grafana "
-            "--no-create-home --ingroup grafana --disabled-login grafana\n"
-            "  mkdir -p /var/lib/grafana /var/log/grafana\n"
-            "  chown grafana:grafana /var/lib/grafana /var/log/grafana\n"
-            "  chmod 755 /var/lib/grafana /var/log/grafana\n"
-            "  chgrp grafana /etc/grafana/grafana.ini && chmod 640 /etc/grafana/grafana.ini\n"
-            "fi\n",
-        },
-    )
-
-
-HARNESS_TEST_PACKAGES = ("dlv-holdtest", "dlv-test-pinned", "dlv-test-free")
-
-
-def harness_test_specs() -> list[DebSpec]:
-    """Tiny packages in versions 1.0 and 2.0, for tests of upgrade policy (holds, blacklists).
-
-    Not stand-ins for anything: a role test installs 1.0, holds or blacklists it, and checks what
-    apt and unattended-upgrades do with the 2.0 on offer.
-    """
-    return [
-        DebSpec(
-            name,
-            version,
-            f"dlverify harness test package {name}",
-            arch="all",
-            section="misc",
-            details="Exists only to test upgrade policy (apt-mark hold, Package-Blacklist).",
-            stand_in=False,
-        )
-        for name in HARNESS_TEST_PACKAGES
-        for version in ("1.0", "2.0")
-    ]
-
-
-# Ubuntu's jammy-updates turned every *-535 driver package into a transitional one that depends on its *-580
-# namesake (issue 11): what a branch-only pin or nvidia_driver_source=distro meets on a real jammy host.
-UBUNTU_TRANSITIONAL_VERSION = "535.309.01-0ubuntu0.22.04.2"
-
-
-UBUNTU_580_VERSION = "580.95.05-0ubuntu0.22.04.1"
-
-
-UBUNTU_DRIVER_PACKAGES = (
-    "nvidia-driver-{}",
-    "nvidia-headless-{}",
-    "nvidia-headless-no-dkms-{}",
-    "nvidia-dkms-{}",
-    "nvidia-utils-{}",
-    "nvidia-compute-utils-{}",
-    "libnvidia-compute-{}",
-    "nvidia-fabricmanager-{}",
-)
-
-
-def ubuntu_archive_specs() -> list[DebSpec]:
-    """Stand-ins for Ubuntu's archive as it is now: transitional *-535 packages pointing at the 580 branch."""
-    specs = []
-    for pattern in UBUNTU_DRIVER_PACKAGES:
-        new, old = pattern.format("580"), pattern.format("535")
-        specs.append(
-            DebSpec(
-                new,
-                UBUNTU_580_VERSION,
-                f"{new} (the 580 driver branch)",
-                section="restricted/libs",
-                details="Empty: stands for the branch Ubuntu's transitional 535 packages pull in.",
-            )
-        )
-        specs.append(
-            DebSpec(
-                old,
-                UBUNTU_TRANSITIONAL_VERSION,
-                f"Transitional package for {new}",
-                section="restricted/oldlibs",
-                depends=[f"{new} (>= 580)"],
-                details=f"This is a transitional package: installing it installs {new}.",
-            )
-        )
-    return specs
-
-
-# Second versions, so that the roles can be moved up and down (issue 11): NVIDIA's repository holds every
-# release of a branch side by side, and a spec change in either direction must converge. The driver's newer
-# 535 (the newest a branch-only pin takes), CUDA 12.1's first release, and cuDNN 8.9.7 and the CUDA 11 builds
-# with the "+cuda" suffixes NVIDIA really publishes, read from the same data lint and the role use.
-DRIVER_UPSTREAM_NEWER = "535.104.05"
-
-
-CUDA_TOOLKIT_OLDER = "12.1.0-1"
-
-
-CUDNN_DATA = HERE.parent.parent / "hwspec" / "data" / "cudnn.yaml"
-
-
-# cuDNN release -> its full build number in NVIDIA's repository (libcudnn8_8.9.7.29-1+cuda12.2_amd64.deb)
-CUDNN_STAND_IN_BUILDS = {"8.9.2": "8.9.2.26", "8.9.7": "8.9.7.29"}
-
-
-def cudnn_suffixes() -> dict[str, dict[str, str]]:
-    """``apt_builds`` of hwspec/data/cudnn.yaml: cuDNN release -> {CUDA major: the +cuda suffix's M.N}."""
-    try:
-        import yaml
-    except ImportError as exc:  # Debian: python3-yaml
-        raise MirrorError(
-            "mirror: reading hwspec/data/cudnn.yaml needs PyYAML (apt-get install python3-yaml)"
-        ) from exc
-    data = yaml.safe_load(CUDNN_DATA.read_text())
-    return {str(k): {str(m): str(b) for m, b in v.items()} for k, v in data["apt_builds"].items()}
-
-
-def cudnn_version_header(release: str) -> bytes:
-    major, minor, patch = release.split(".")
-    return (
-        f"/* {STAND_IN_LINE} cuDNN {release}'s version numbers only. */\n"
-        f"#define CUDNN_MAJOR {major}\n#define CUDNN_MINOR {minor}\n#define CUDNN_PATCHLEVEL {patch}\n"
-        "#define CUDNN_VERSION (CUDNN_MAJOR * 1000 + CUDNN_MINOR * 100 + CUDNN_PATCHLEVEL)\n"
-    ).encode()
-
-
-CUDA_TOOLKIT_OTHER_MINOR = ("12.2", "12.2.2-1")
-
-
-def other_minor_toolkit(toolkit: DebSpec) -> DebSpec:
-    """cuda-toolkit-12-2 12.2.2-1: the 12.1 stand-in moved to /usr/local/cuda-12.2 (its ld.so.conf.d entry and
-    alternatives too), for the test that a CUDA minor change leaves no old toolkit behind. Same NVIDIA files
-    (ptxas says 12.1); version.json says 12.2.2."""
-    from dataclasses import replace
-
-    minor, version = CUDA_TOOLKIT_OTHER_MINOR
-    dashed, prio = minor.replace(".", "-"), minor.replace(".", "")
-
-    def move(text: str) -> str:
-        return (
-            text.replace("cuda-12.1", f"cuda-{minor}")
-            .replace("cuda-12-1", f"cuda-{dashed}")
-            .replace(" 121", f" {prio}")
-        )
-
-    files: dict[str, bytes | Path] = {}
-    for path, content in toolkit.files.items():
-        if path.endswith("/version.json") and isinstance(content, bytes):
-            doc = json.loads(content)
-            doc["cuda"]["version"] = version.split("-")[0]
-            content = json.dumps(doc, indent=3).encode() + b"\n"
-        elif path.endswith(".conf") and isinstance(content, bytes):
-            content = move(content.decode()).encode()
-        files[move(path)] = content
-    return replace(
-        toolkit,
-        name=f"cuda-toolkit-{dashed}",
-        version=version,
-        summary=f"CUDA Toolkit {minor} meta-package",
-        details=toolkit.details
-        + f"\nA second minor for the harness: the 12.1 stand-in's files under cuda-{minor}.",
-        files=files,
-        modes={move(k): v for k, v in toolkit.modes.items()},
-        symlinks={move(k): v for k, v in toolkit.symlinks.items()},
-        maintainer_scripts={k: move(v) for k, v in toolkit.maintainer_scripts.items()},
-    )
-
-
-def second_version_specs(specs: list[DebSpec]) -> list[DebSpec]:
-    """Copies of `specs` (package_specs) at the other versions: driver 535.104.05 (each package, with its
-    exact dependencies), cuda-toolkit-12-1 12.1.0-1, and libcudnn8/-dev for every (release, CUDA major) of
-    CUDNN_STAND_IN_BUILDS with the data's suffix. The copies carry the same NVIDIA files as the originals
-    (the 12.1.1 toolkit's, cuDNN 8.9.2's library); version.json and cudnn_version.h say their own version."""
-    from dataclasses import replace
-
-    out: list[DebSpec] = []
-    for spec in specs:
-        if spec.version in (DRIVER_VERSION, FABRICMANAGER_VERSION):
-            out.append(
-                replace(
-                    spec,
-                    version=spec.version.replace(DRIVER_UPSTREAM, DRIVER_UPSTREAM_NEWER),
-                    depends=[d.replace(DRIVER_UPSTREAM, DRIVER_UPSTREAM_NEWER) for d in spec.depends],
-                )
-            )
-        elif spec.name == "cuda-toolkit-12-1":
-            files = dict(spec.files)
-            version_json = "/usr/local/cuda-12.1/version.json"
-            current = files[version_json]
-            doc = json.loads(current if isinstance(current, bytes) else current.read_bytes())
-            doc["cuda"]["version"] = CUDA_TOOLKIT_OLDER.split("-")[0]
-            files[version_json] = json.dumps(doc, indent=3).encode() + b"\n"
-            out.append(replace(spec, version=CUDA_TOOLKIT_OLDER, files=files))
-            out.append(other_minor_toolkit(spec))
-    base = {s.name: s for s in specs if s.name in ("libcudnn8", "libcudnn8-dev")}
-    suffixes = cudnn_suffixes()
-    libdir = "/usr/lib/x86_64-linux-gnu"
-    for release, build in CUDNN_STAND_IN_BUILDS.items():
-        for major, suffix in sorted(suffixes[release].items()):
-            version = f"{build}-1+cuda{suffix}"
-            if version == CUDNN_VERSION:
-                continue  # package_specs has it
-            lib, dev = base["libcudnn8"], base["libcudnn8-dev"]
-            so = lib.files[f"{libdir}/libcudnn.so.8.9.2"]
-            note = f"\nA second version for the harness: cuDNN {build} for CUDA {major}.x with 8.9.2's files."
-            out.append(
-                replace(
-                    lib,
-                    version=version,
-                    details=lib.details + note,
-                    files={f"{libdir}/libcudnn.so.{release}": so},
-                    symlinks={f"{libdir}/libcudnn.so.8": f"libcudnn.so.{release}"},
-                )
-            )
-            dev_files = dict(dev.files)
-            if release != WHEELS["cudnn"][1].rsplit(".", 1)[0]:
-                dev_files["/usr/include/cudnn_version.h"] = cudnn_version_header(release)
-            out.append(
-                replace(
-                    dev,
-                    version=version,
-                    depends=[f"libcudnn8 (= {version})"],
-                    details=dev.details + note + " cudnn_version.h says its own version.",
-                    files=dev_files,
-                )
-            )
+    if not isinstance(node, yaml.MappingNode):
+        raise at.error(f"expected a mapping, got {_what(node)}")
+    out: dict[str, tuple[Any, At]] = {}
+    for key_node, value_node in node.value:
+        key = _str(key_node, at)
+        where = at.child(key, key_node.start_mark.line + 1)
+        if key in out:
+            raise where.error("duplicate key")
+        if allowed is not None and key not in allowed:
+            raise where.error(f"unknown key (allowed: {', '.join(allowed)})")
+        out[key] = (value_node, where)
+    for key in required:
+        if key not in out:
+            raise at.error(f"missing key {key!r}")
     return out
 
 
-def miniconda_installer() -> bytes:
-    template = (STANDINS / "miniconda-installer.sh.in").read_text()
-    conda = (STANDINS / "conda.py").read_text()
-    conda_body = conda.split("\n", 1)[1] if conda.startswith("#!") else conda
-    if "__DLV_STANDIN_CONDA_EOF__" in conda_body:
-        raise MirrorError("standins/conda.py contains the installer's heredoc terminator")
-    return (
-        template.replace("@INSTALLER_NAME@", MINICONDA_NAME)
-        .replace("@CONDA_PY@", conda_body.rstrip("\n"))
-        .encode()
+def _seq(node: Any, at: At) -> list[tuple[Any, At]]:
+    import yaml
+
+    if not isinstance(node, yaml.SequenceNode):
+        raise at.error(f"expected a list, got {_what(node)}")
+    return [(item, at.child(i, item.start_mark.line + 1)) for i, item in enumerate(node.value)]
+
+
+def _strings(node: Any, at: At, values: dict[str, str]) -> dict[str, str]:
+    return {key: _str(value, where, values) for key, (value, where) in _map(node, at).items()}
+
+
+# --- the catalogue's parts ----------------------------------------------------------------------------------
+
+PACKAGE_KEYS = (
+    "name",
+    "version",
+    "summary",
+    "arch",
+    "section",
+    "depends",
+    "conflicts",
+    "details",
+    "files",
+    "symlinks",
+    "maintainer_scripts",
+    "daemon",
+    "wheel_trees",
+    "stand_in",
+    "stand_in_line",
+)
+SOURCE_KINDS = ("standin", "template", "wheel", "json", "mirror_key")
+MAINTAINER_SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "triggers")
+_MODE = re.compile(r"0?[0-7]{3}")
+
+
+def _standin(name: str, at: At) -> str:
+    if "/" in name or not (STANDINS / name).is_file():
+        raise at.error(f"no stand-in file {name!r} in {STANDINS}")
+    return name
+
+
+def _json_value(node: Any, at: At, values: dict[str, str]) -> Any:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return {k: _json_value(v, w, values) for k, (v, w) in _map(node, at).items()}
+    if isinstance(node, yaml.SequenceNode):
+        return [_json_value(v, w, values) for v, w in _seq(node, at)]
+    return _str(node, at, values)
+
+
+def _source(node: Any, at: At, values: dict[str, str], wheels: dict[str, Wheel]) -> tuple[Source, int | None]:
+    """A file's content and its mode (None: the default 0644)."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        return Source("text", _str(node, at, values), at), None
+    keys = _map(node, at, (*SOURCE_KINDS, "member", "fill", "mode"))
+    kinds = [k for k in keys if k in SOURCE_KINDS]
+    if len(kinds) != 1:
+        raise at.error(
+            f"a file needs a string or exactly one of {', '.join(SOURCE_KINDS)} (got {kinds or 'none'})"
+        )
+    kind = kinds[0]
+    value_node, where = keys[kind]
+    extra = {k for k in keys if k not in (kind, "mode")}
+    wanted = {"wheel": {"member"}, "template": {"fill"}}.get(kind, set())
+    if extra != wanted:
+        raise at.error(
+            f"{kind} takes {', '.join(sorted(wanted)) or 'no other key'} (and mode), got {sorted(extra)}"
+        )
+    mode = None
+    if "mode" in keys:
+        text = _str(*keys["mode"])
+        if not _MODE.fullmatch(text):
+            raise keys["mode"][1].error(f'expected an octal mode like "0755", got {text!r}')
+        mode = int(text, 8)
+    if kind == "json":
+        return Source(kind, _json_value(value_node, where, values), at), mode
+    if kind == "mirror_key":
+        if not (value_node.tag == "tag:yaml.org,2002:bool" and value_node.value == "true"):
+            raise where.error("write mirror_key: true")
+        return Source(kind, None, at), mode
+    if kind == "wheel":
+        wheel = _str(value_node, where)
+        if wheel not in wheels:
+            raise where.error(f"no wheel {wheel!r} (wheels: {', '.join(wheels)})")
+        return Source(kind, (wheel, _str(*keys["member"], values)), at), mode
+    name = _standin(_str(value_node, where), where)
+    fill = tuple(_strings(*keys["fill"], values).items()) if kind == "template" else ()
+    return Source(kind, name, at, fill), mode
+
+
+def _package(node: Any, at: At, values: dict[str, str], wheels: dict[str, Wheel]) -> Package:
+    import yaml
+
+    keys = _map(node, at, PACKAGE_KEYS, required=("name", "version", "summary"))
+    fields: dict[str, Any] = {}
+    for key in ("name", "version", "summary", "arch", "section", "details", "stand_in_line"):
+        if key in keys:
+            fields[key] = _str(*keys[key], values)
+    for key in ("depends", "conflicts"):
+        if key in keys:
+            fields[key] = [_str(item, where, values) for item, where in _seq(*keys[key])]
+    if "stand_in" in keys:
+        value, where = keys["stand_in"]
+        if not isinstance(value, yaml.ScalarNode) or value.tag != "tag:yaml.org,2002:bool":
+            raise where.error(f"expected true or false, got {_what(value)}")
+        fields["stand_in"] = value.value == "true"
+    if "symlinks" in keys:
+        fields["symlinks"] = {_fill(k, values, at): v for k, v in _strings(*keys["symlinks"], values).items()}
+    if "maintainer_scripts" in keys:
+        scripts = _map(*keys["maintainer_scripts"], MAINTAINER_SCRIPTS)
+        fields["maintainer_scripts"] = {k: _str(v, w, values) for k, (v, w) in scripts.items()}
+    package = Package(at, fields)
+    if "daemon" in keys:
+        daemon = _map(*keys["daemon"], ("name", "unit", "description", "args", "unit_file"), ("name", "unit"))
+        package.daemon = {k: _str(v, w, values) for k, (v, w) in daemon.items()}
+        if "unit_file" in package.daemon:
+            _standin(package.daemon["unit_file"], daemon["unit_file"][1])
+    for path, (value, where) in (_map(*keys["files"]) if "files" in keys else {}).items():
+        path = _fill(path, values, where)
+        if not path.startswith("/"):
+            raise where.error("a file's path must be absolute")
+        package.files[path], mode = _source(value, where, values, wheels)
+        if mode is not None:
+            package.modes[path] = mode
+    for item, where in _seq(*keys["wheel_trees"]) if "wheel_trees" in keys else []:
+        tree = _map(item, where, ("wheel", "under", "to", "skip"), ("wheel", "under", "to"))
+        wheel = _str(*tree["wheel"])
+        if wheel not in wheels:
+            raise tree["wheel"][1].error(f"no wheel {wheel!r} (wheels: {', '.join(wheels)})")
+        skip = _str(*tree["skip"], values) if "skip" in tree else None
+        package.wheel_trees.append(
+            WheelTree(wheel, _str(*tree["under"], values), _str(*tree["to"], values), skip)
+        )
+    return package
+
+
+def _packages(node: Any, at: At, values: dict[str, str], wheels: dict[str, Wheel]) -> list[Package]:
+    """A repository's list: packages, and {each: rows, packages: [...]} groups expanded row by row."""
+    import yaml
+
+    out: list[Package] = []
+    for item, where in _seq(node, at):
+        if isinstance(item, yaml.MappingNode) and any(_str(k, where) == "each" for k, _ in item.value):
+            group = _map(item, where, ("each", "packages"), ("each", "packages"))
+            for row, row_at in _seq(*group["each"]):
+                row_values = {**values, **_strings(row, row_at, values)}
+                out += _packages(*group["packages"], row_values, wheels)
+        else:
+            out.append(_package(item, where, values, wheels))
+    return out
+
+
+def _second_versions(node: Any, at: At) -> SecondVersions:
+    names = ("driver_upstream", "cuda_toolkit_older", "cuda_toolkit_other_minor", "cudnn_builds")
+    keys = _map(node, at, names, names)
+    minor = _map(*keys["cuda_toolkit_other_minor"], ("minor", "version"), ("minor", "version"))
+    return SecondVersions(
+        _str(*keys["driver_upstream"]),
+        _str(*keys["cuda_toolkit_older"]),
+        (_str(*minor["minor"]), _str(*minor["version"])),
+        _strings(*keys["cudnn_builds"], {}),
     )
+
+
+def load_catalogue(path: Path = CATALOGUE) -> Catalogue:
+    """catalogue.yaml, checked; a CatalogueError names the file, the key and the line of what is wrong."""
+    try:
+        import yaml
+    except ImportError as exc:  # Debian: python3-yaml
+        raise MirrorError(f"reading {path.name} needs PyYAML (apt-get install python3-yaml)") from exc
+    try:
+        root = yaml.compose(path.read_text())
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read it: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise CatalogueError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    top = At(path, "", 1)
+    if root is None:
+        raise top.error("the file is empty")
+    keys = _map(
+        root,
+        top,
+        ("vars", "wheels", "miniconda_installer", "second_versions", "repositories"),
+        ("vars", "wheels", "miniconda_installer", "second_versions", "repositories"),
+    )
+    values = {"stand_in_line": STAND_IN_LINE}
+    for name, (value, where) in _map(*keys["vars"]).items():
+        values[name] = _str(value, where, values)
+    wheels = {}
+    for key, (value, where) in _map(*keys["wheels"]).items():
+        wheel = _map(value, where, ("dist", "version", "prefix"), ("dist", "version", "prefix"))
+        wheels[key] = Wheel(*(_str(*wheel[k], values) for k in ("dist", "version", "prefix")))
+    repositories = {
+        name: _packages(value, where, values, wheels)
+        for name, (value, where) in _map(*keys["repositories"]).items()
+    }
+    return Catalogue(
+        path,
+        values,
+        wheels,
+        _str(*keys["miniconda_installer"], values),
+        _second_versions(*keys["second_versions"]),
+        repositories,
+    )
+
+
+@cache
+def catalogue() -> Catalogue:
+    """The checkout's catalogue.yaml, read once."""
+    return load_catalogue()

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from mirror_apt import key_fingerprints
-from mirror_catalogue import MINICONDA_NAME
+from mirror_catalogue import catalogue
 from mirror_common import MirrorError, mirror_dir, port, sha256_file, www_dir
 
 MIRROR_PY = Path(__file__).resolve().parent / "mirror.py"
@@ -169,7 +169,8 @@ def prometheus_release_env(base: str) -> dict[str, str]:
 
 
 def env_lines() -> list[str]:
-    installer = www_dir() / "miniconda" / MINICONDA_NAME
+    name = catalogue().miniconda_installer
+    installer = www_dir() / "miniconda" / name
     if not installer.is_file():
         raise MirrorError("the mirror is not built; run `mirror.py build` first")
     base = url()
@@ -183,7 +184,7 @@ def env_lines() -> list[str]:
         "DLV_MIRROR_KEY_URL": f"{base}/keys/dlv-mirror.asc",
         # the fingerprint of that key (cuda_repo_key_fingerprints): the roles check it, as they check NVIDIA's
         "DLV_MIRROR_KEY_FINGERPRINT": fingerprints[0],
-        "DLV_MINICONDA_URL": f"{base}/miniconda/{MINICONDA_NAME}",
+        "DLV_MINICONDA_URL": f"{base}/miniconda/{name}",
         "DLV_MINICONDA_SHA256": sha256_file(installer),
         "DLV_PIP_INDEX_URL": pip_index,
         # Not in the roles' contract: a signed flat repo of dlv-* test packages (1.0 and 2.0) for
