@@ -10,7 +10,6 @@ from dlverify.hwspec.lint_base import LintOut
 from dlverify.hwspec.model import DOCKER_SOURCES
 from dlverify.results import Status
 
-SSH_TUNNEL = "ssh -L 8888:127.0.0.1:8888 HOST"
 
 
 def lint_toolkit(out: LintOut) -> None:
@@ -94,14 +93,15 @@ def lint_jupyter(out: LintOut) -> None:
     check = out.at("spec.jupyter.exposure", "JupyterLab exposure", f"{key}.listen")
     password = "the jupyterlab role always requires a password (hashed, from a vaulted variable)"
     where = f"{jup.listen}:{jup.port}"
+    tunnel = f"ssh -L {jup.port}:127.0.0.1:{jup.port} HOST"  # the spec's port, as the role's preflight says it
     if jup.loopback:
-        check.ok(where, "loopback, or TLS", f"loopback only: reach it with `{SSH_TUNNEL}`; {password}")
+        check.ok(where, "loopback, or TLS", f"loopback only: reach it with `{tunnel}`; {password}")
     elif jup.tls_cert is None or jup.tls_key is None:
         check.fail(
             where,
             "127.0.0.1, or tls_cert + tls_key",
             f"JupyterLab on {jup.listen} without TLS sends the password and every cell in clear text; "
-            f"listen on 127.0.0.1 and use `{SSH_TUNNEL}`, or set tls_cert and tls_key; {password}",
+            f"listen on 127.0.0.1 and use `{tunnel}`, or set tls_cert and tls_key; {password}",
         )
     else:
         check.ok(where, "loopback, or TLS", f"TLS with {jup.tls_cert}; {password}")

@@ -128,6 +128,15 @@ def test_jupyter_beyond_loopback_without_tls_is_an_error() -> None:
     assert r.detail.endswith("(software.jupyter.listen at s.yaml:2)")
 
 
+def test_the_tunnel_the_lint_offers_uses_the_specs_port() -> None:
+    r = _lint("""
+        software:
+          jupyter: {users: [alice], port: 18873}
+    """)["spec.jupyter.exposure"]
+    assert r.status is Status.PASS
+    assert "ssh -L 18873:127.0.0.1:18873 HOST" in r.detail and "8888" not in r.detail
+
+
 def test_jupyter_loopback_or_tls_passes_and_says_password() -> None:
     ok = _lint("software:\n  jupyter: {users: [alice]}\n")["spec.jupyter.exposure"]
     assert ok.status is Status.PASS and "always requires a password" in ok.detail
