@@ -79,7 +79,7 @@ def test_unreachable_archive_skips_jammy_loudly_and_runs_the_debian_scenarios():
     steps = plan(done.stdout)
     assert steps["site-jammy"] == ["SKIPPED:", "Ubuntu's", "archive", "did", "not", "answer"]
     debian = [id_ for id_, rest in steps.items() if rest[-1:] == ["localhost/dlv-bookworm-systemd"]]
-    assert "site" in debian and "base" in debian and "nvidia_driver" in debian
+    assert "site" in debian and "cuda" in debian and "nvidia_driver" in debian
     assert not any("dlv-jammy" in " ".join(rest) for rest in steps.values())
 
 
@@ -96,9 +96,11 @@ def test_reachable_archive_runs_jammy_on_its_own_image_without_a_banner(tmp_path
 
 def test_debian_only_selection_does_not_probe_the_archive():
     with closed_port() as port:
-        done = run("--dry-run", "base", env={"DLV_UBUNTU_MIRROR": f"http://127.0.0.1:{port}/ubuntu"})
+        done = run("--dry-run", "nvidia_driver", env={"DLV_UBUNTU_MIRROR": f"http://127.0.0.1:{port}/ubuntu"})
     assert done.returncode == 0 and BANNER not in done.stdout
-    assert plan(done.stdout) == {"base": ["roles/base", "default", "localhost/dlv-bookworm-systemd"]}
+    assert plan(done.stdout) == {
+        "nvidia_driver": ["roles/nvidia_driver", "default", "localhost/dlv-bookworm-systemd"]
+    }
 
 
 def test_build_image_refuses_an_unknown_platform():

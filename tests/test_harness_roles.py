@@ -34,8 +34,9 @@ def test_every_default_is_documented_with_its_value(role: Path):
 
 
 # Roles whose installed-state assertions live once, in molecule/site/verify-<role>.yml, run by molecule/site,
-# molecule/site-jammy and the role's own scenario, which only adds version moves (README "Tests": CI budget).
-FOLDED_INTO_SITE = {"cuda", "cudnn", "miniconda", "pytorch_env"}
+# molecule/site-jammy and the role's own scenario where it has one, which only adds version moves
+# (README "Tests": CI budget). base has none: site.yml converges it, site-jammy checks it in --check mode.
+FOLDED_INTO_SITE = {"base", "cuda", "cudnn", "miniconda", "pytorch_env"}
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
@@ -64,6 +65,28 @@ def test_every_role_has_a_molecule_scenario(role: Path):
     assert (scenario / "molecule.yml").is_file()
     assert (scenario / "converge.yml").is_file()
     assert (scenario / "verify.yml").is_file(), "a scenario without assertions proves nothing"
+
+
+def test_site_converge_gives_base_the_key_verify_base_logs_in_with():
+    """base's own scenario is folded into site: its test key must reach the role before site.yml runs,
+    from a play that changes nothing on the host (site-jammy runs converge.yml with --check first)."""
+    plays = yaml.safe_load((REPO / "molecule" / "site" / "converge.yml").read_text())
+    site = next(
+        i for i, p in enumerate(plays) if p.get("ansible.builtin.import_playbook") == "../../site.yml"
+    )
+    keyed = [
+        i
+        for i, p in enumerate(plays)
+        if any(
+            "base_admin_authorized_keys" in t.get("ansible.builtin.set_fact", {}) for t in p.get("tasks", [])
+        )
+    ]
+    assert keyed and keyed[0] < site, "converge.yml must give base_admin_authorized_keys before site.yml"
+    verify = (REPO / "molecule" / "site" / "verify-base.yml").read_text()
+    assert "/id_ed25519" in verify and "/id_ed25519" in str(plays[keyed[0]]), (
+        "verify logs in with the same key"
+    )
+    assert not (REPO / "roles" / "base" / "molecule").exists(), "one place for base's assertions"
 
 
 def test_pytorch_env_companions_follow_the_compatibility_data():
