@@ -11,7 +11,6 @@ from dlverify.hwspec.model import DOCKER_SOURCES
 from dlverify.results import Status
 
 
-
 def lint_toolkit(out: LintOut) -> None:
     """The NVIDIA Container Toolkit's minimum driver (its install guide's prerequisite)."""
     sw = out.spec.software
@@ -93,7 +92,7 @@ def lint_jupyter(out: LintOut) -> None:
     check = out.at("spec.jupyter.exposure", "JupyterLab exposure", f"{key}.listen")
     password = "the jupyterlab role always requires a password (hashed, from a vaulted variable)"
     where = f"{jup.listen}:{jup.port}"
-    tunnel = f"ssh -L {jup.port}:127.0.0.1:{jup.port} HOST"  # the spec's port, as the role's preflight says it
+    tunnel = f"ssh -L {jup.port}:127.0.0.1:{jup.port} HOST"  # the spec's port, as the role's preflight has it
     if jup.loopback:
         check.ok(where, "loopback, or TLS", f"loopback only: reach it with `{tunnel}`; {password}")
     elif jup.tls_cert is None or jup.tls_key is None:
