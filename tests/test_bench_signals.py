@@ -177,8 +177,10 @@ def test_a_signal_mid_run_writes_the_partial_report_in_the_normal_format(
             for k in parent.children(recursive=True):
                 if k not in kids:
                     kids.append(k)
-                    if "multiprocessing" in _cmd(k) and "resource_tracker" not in _cmd(k):
-                        workers.append(k)
+                # classified on every look, not the first: a child seen between fork and exec still shows the
+                # parent's command line (under load that window is wide enough: a worker went unrecognised)
+                if k not in workers and "multiprocessing" in _cmd(k) and "resource_tracker" not in _cmd(k):
+                    workers.append(k)
             if len(workers) == 2 and len(_alive(workers)) == 1:
                 break
             time.sleep(0.2)
