@@ -96,6 +96,25 @@ def test_real_env_probe_on_this_venv() -> None:
     assert (got["torch_cuda"] == torch.version.cuda) or ("unavailable" in got["torch_cuda"])
 
 
+def test_every_framework_the_spec_pins_is_probed_by_its_distribution_name() -> None:
+    """Not only the usual five: molecule/site's spec pins onnxruntime, whose version the env probe never asked
+    for (dlverify check then failed it as 'not probed' on a host where it was installed)."""
+    import yaml as pyyaml
+
+    from dlverify.hwspec.loader import load_spec
+    from dlverify.snapshot import spec_frameworks
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "molecule/site/spec/hwspec-ci.yaml")
+    assert spec_frameworks(spec) == ["onnxruntime"]
+    pytest.importorskip("torch")
+    sw = to_jsonable(
+        probe_software("/", interpreter=sys.executable, tools=[], frameworks=["PyYAML", "dlv-no-such-dist"])
+    )
+    env = sw["python_env"]
+    assert env["PyYAML"] == pyyaml.__version__
+    assert "PackageNotFoundError" in env["dlv-no-such-dist"]["unavailable"]
+
+
 def test_tools_on_path(tmp_path: Path, monkeypatch) -> None:
     _exe(tmp_path / "docker", "echo 'Docker version 24.0.5, build ced0996'")
     _exe(

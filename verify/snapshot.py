@@ -67,6 +67,15 @@ def spec_tools(spec: Any) -> list[str] | None:
     return [*sw.containers, *sw.monitoring]
 
 
+def spec_frameworks(spec: Any) -> list[str] | None:
+    """The distributions of the spec's frameworks the env probe does not ask for anyway (onnxruntime, ...)."""
+    sw = getattr(spec, "software", None)
+    if sw is None:
+        return None
+    usual = {"pytorch", "torch", "torchvision", "torchaudio", "tensorflow", "jax"}
+    return [name for name in sw.frameworks if name not in usual]
+
+
 def default_interpreter() -> str:
     """The interpreter probed when no spec names an env: python3 on PATH."""
     return shutil.which("python3") or "/usr/bin/python3"
@@ -121,13 +130,14 @@ def take(
         software = None
         if "software" in areas:
             interp, tools = env_interpreter(spec) or default_interpreter(), spec_tools(spec)
+            frameworks = spec_frameworks(spec)
             # which interpreter was asked: `check SPEC --snapshot` must not judge another env's torch
             snap["python_env_interpreter"] = interp if env else None
             software = pool.submit(
                 _guarded,
                 "software",
                 lambda: {
-                    **probe_software(root, interpreter=interp, tools=tools, env=env),
+                    **probe_software(root, interpreter=interp, tools=tools, env=env, frameworks=frameworks),
                     **({"services": probe_services(spec, root)} if spec is not None else {}),
                 },
                 timings,

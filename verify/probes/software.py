@@ -50,7 +50,8 @@ else:
         v = torch.cuda.nccl.version()
         return ".".join(str(x) for x in v) if isinstance(v, tuple) else str(v)
     guard("nccl", nccl)
-for dist in ("torchvision", "torchaudio", "tensorflow", "jax"):
+# the usual frameworks, and every other one the spec pins (its distribution names, on the command line)
+for dist in ("torchvision", "torchaudio", "tensorflow", "jax", *sys.argv[1:]):
     guard(dist, lambda: dist_version(dist))
 sys.stdout.write("\n" + json.dumps(out) + "\n")
 """
@@ -194,10 +195,12 @@ print(json.dumps({"gpus": len(tf.config.list_physical_devices("GPU"))}))
 """
 
 
-def _run_env_script(interpreter: str, script: str, timeout: float, what: str) -> dict[str, Any] | Unavailable:
+def _run_env_script(
+    interpreter: str, script: str, timeout: float, what: str, args: tuple[str, ...] = ()
+) -> dict[str, Any] | Unavailable:
     """Run `script` in the env's interpreter (isolated mode); its last stdout line is a JSON object."""
     try:
-        rc, out, err = _run([interpreter, "-I", "-c", script], timeout)
+        rc, out, err = _run([interpreter, "-I", "-c", script, *args], timeout)
     except subprocess.TimeoutExpired:
         return Unavailable(f"{what} did not answer within {timeout:.0f} s")
     except OSError as exc:
@@ -223,10 +226,13 @@ def probe_tensorflow_gpus(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> i
     return int(data["gpus"])
 
 
-def probe_python_env(interpreter: str, timeout: float = ENV_TIMEOUT_S) -> dict[str, Any] | Unavailable:
+def probe_python_env(
+    interpreter: str, timeout: float = ENV_TIMEOUT_S, dists: tuple[str, ...] = ()
+) -> dict[str, Any] | Unavailable:
+    """torch's view of CUDA and the versions of the usual frameworks and of ``dists`` (the spec's others)."""
     if not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
         return Unavailable(f"interpreter {interpreter} does not exist (env not created?)")
-    data = _run_env_script(interpreter, ENV_SCRIPT, timeout, interpreter)
+    data = _run_env_script(interpreter, ENV_SCRIPT, timeout, interpreter, dists)
     if isinstance(data, Unavailable):
         return data
     data["interpreter"] = interpreter
@@ -259,12 +265,14 @@ def probe_software(
     interpreter: str | None = None,
     tools: list[str] | None = None,
     env: bool = True,
+    frameworks: list[str] | None = None,
 ) -> dict[str, Any]:
     r = Path(root)
     if not env:
         python_env: Any = Unavailable("not probed (--no-env)")
     else:
-        python_env = probe_python_env(interpreter or shutil.which("python3") or "/usr/bin/python3")
+        interp = interpreter or shutil.which("python3") or "/usr/bin/python3"
+        python_env = probe_python_env(interp, dists=tuple(frameworks or ()))
     names = tools if tools is not None else [t for t in TOOLS if shutil.which(TOOLS[t][0])]
     return {
         "cuda_toolkit": probe_cuda_toolkit(r),
