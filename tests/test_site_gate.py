@@ -181,3 +181,43 @@ def test_the_gate_hands_the_cudnn_role_nvidias_build_from_the_data(tmp_path, cud
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert f"cudnn {cudnn} build=[{build}]" in out, out
+
+
+def test_the_gate_warns_only_about_pins_no_role_installs(tmp_path):
+    """Every software.frameworks pin goes into the env (pytorch_env_pip_packages) and docker and the toolkit
+    have the containers role; the gate once still called them "not installed by site.yml". An extra
+    containers name (containerd) is the one pin left that no role installs, and the warning must name it."""
+    spec = tmp_path / "hwspec.yaml"
+    text = GOOD.read_text()
+    assert "  containers: {}\n" in text and '    torchaudio: "2.1.2+cu121"\n' in text
+    text = text.replace(
+        "  containers: {}\n",
+        '  containers: {docker: "24.0.7", nvidia_container_toolkit: "1.13.1", containerd: "1.7.2"}\n',
+    ).replace('    torchaudio: "2.1.2+cu121"\n', '    torchaudio: "2.1.2+cu121"\n    onnxruntime: "1.16.3"\n')
+    spec.write_text(text)
+    inventory, marker = _fake_host(tmp_path)
+    wheel = tmp_path / "dlverify-0-py3-none-any.whl"
+    wheel.write_text("")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(SITE_ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+    )
+    argv = [ANSIBLE_PLAYBOOK, "playbooks/spec.yml", "-i", str(inventory), "-e", f"hwspec={spec}"]
+    proc = subprocess.run(
+        [*argv, "-e", f"dlverify_wheel={wheel}"],
+        cwd=SITE_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert _touched(marker) == "", out
+    warning = " ".join(out[out.index("WARNING: ") : out.index("not installed by site.yml")].split())
+    assert warning.endswith("containers.containerd is pinned in the spec but"), warning
+    assert "onnxruntime" not in warning and "containers.docker" not in warning, warning
+    assert "nvidia_container_toolkit" not in warning, warning
