@@ -66,7 +66,9 @@ def _fake_host(tmp_path: Path) -> tuple[Path, Path]:
     return inventory, marker
 
 
-def _run(tmp_path: Path, spec: Path, extra: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(
+    tmp_path: Path, spec: Path, extra: list[str], playbook: str = "site.yml"
+) -> tuple[subprocess.CompletedProcess, Path]:
     inventory, marker = _fake_host(tmp_path)
     # never installed: only what the gate takes for -e dlverify_wheel=PATH
     wheel = tmp_path / "dlverify-0-py3-none-any.whl"
@@ -82,7 +84,7 @@ def _run(tmp_path: Path, spec: Path, extra: list[str]) -> tuple[subprocess.Compl
     proc = subprocess.run(
         [
             ANSIBLE_PLAYBOOK,
-            "site.yml",
+            playbook,
             "-i",
             str(inventory),
             "--check",
@@ -151,7 +153,6 @@ def test_the_gate_hands_the_cudnn_role_nvidias_build_from_the_data(tmp_path, cud
     text = GOOD.read_text()
     assert 'cudnn: "8.9.2"' in text
     spec.write_text(text.replace('cudnn: "8.9.2"', f'cudnn: "{cudnn}"'))
-    inventory, _ = _fake_host(tmp_path)
     playbook = tmp_path / "show.yml"
     playbook.write_text(
         f"- ansible.builtin.import_playbook: {SITE_ROOT}/playbooks/spec.yml\n"
@@ -160,24 +161,7 @@ def test_the_gate_hands_the_cudnn_role_nvidias_build_from_the_data(tmp_path, cud
         "  tasks:\n    - ansible.builtin.debug:\n"
         '        msg: "cudnn {{ cudnn_version }} build=[{{ cudnn_cuda_build }}]"\n'
     )
-    wheel = tmp_path / "dlverify-0-py3-none-any.whl"
-    wheel.write_text("")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(SITE_ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-    )
-    argv = [ANSIBLE_PLAYBOOK, str(playbook), "-i", str(inventory), "-e", f"hwspec={spec}"]
-    proc = subprocess.run(
-        [*argv, "-e", f"dlverify_wheel={wheel}"],
-        cwd=SITE_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc, _ = _run(tmp_path, spec, [], playbook=str(playbook))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert f"cudnn {cudnn} build=[{build}]" in out, out
@@ -195,25 +179,7 @@ def test_the_gate_warns_only_about_pins_no_role_installs(tmp_path):
         '  containers: {docker: "24.0.7", nvidia_container_toolkit: "1.13.1", containerd: "1.7.2"}\n',
     ).replace('    torchaudio: "2.1.2+cu121"\n', '    torchaudio: "2.1.2+cu121"\n    onnxruntime: "1.16.3"\n')
     spec.write_text(text)
-    inventory, marker = _fake_host(tmp_path)
-    wheel = tmp_path / "dlverify-0-py3-none-any.whl"
-    wheel.write_text("")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(SITE_ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-    )
-    argv = [ANSIBLE_PLAYBOOK, "playbooks/spec.yml", "-i", str(inventory), "-e", f"hwspec={spec}"]
-    proc = subprocess.run(
-        [*argv, "-e", f"dlverify_wheel={wheel}"],
-        cwd=SITE_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc, marker = _run(tmp_path, spec, [], playbook="playbooks/spec.yml")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert _touched(marker) == "", out
